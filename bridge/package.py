@@ -1,0 +1,91 @@
+"""Model packages: the directory of ONNX graphs plus ``manifest.json`` that the engine loads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT = "mrt-bridge-package"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REQUIRED_GRAPHS = ("encoder", "temporal", "depth")
+
+
+class PackageError(ValueError):
+    """A model package is missing, incomplete, corrupt or of another format."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Package:
+    root: Path
+    manifest: dict
+
+    @property
+    def size(self) -> str:
+        return self.manifest["model"]["size"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest.get("synthetic", False))
+
+    @property
+    def precision(self) -> str:
+        return self.manifest.get("precision", "fp32")
+
+    def graph_path(self, name: str) -> Path:
+        return self.root / self.manifest["graphs"][name]["file"]
+
+    def has_graph(self, name: str) -> bool:
+        return name in self.manifest.get("graphs", {})
+
+    def verify(self) -> None:
+        """Check every graph file against the sha256 recorded at export."""
+        for name, entry in self.manifest["graphs"].items():
+            digest = file_sha256(self.root / entry["file"])
+            if digest != entry["sha256"]:
+                raise PackageError(
+                    f"{self.root}: graph {name!r} ({entry['file']}) does not match its manifest checksum; "
+                    "the package is corrupt or was modified — export it again"
+                )
+
+
+def load_package(root: Path | str, verify: bool = False) -> Package:
+    """Read and validate a package's manifest (and optionally its checksums)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PackageError(f"model package not found: {root} (export one with `mrt-bridge export`)")
+    path = root / MANIFEST
+    if not path.is_file():
+        raise PackageError(f"{root} is not a model package: no {MANIFEST}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{path}: unreadable manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise PackageError(f"{path}: not an mrt-bridge package manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PackageError(
+            f"{path}: package format version {manifest.get('format_version')} is not supported "
+            f"(this build reads version {FORMAT_VERSION}); export it again"
+        )
+    graphs = manifest.get("graphs", {})
+    for name in REQUIRED_GRAPHS:
+        if name not in graphs:
+            raise PackageError(f"{path}: package lacks the {name!r} graph")
+    for name, entry in graphs.items():
+        if not (root / entry["file"]).is_file():
+            raise PackageError(f"{root}: graph file {entry['file']} listed for {name!r} is missing")
+    pkg = Package(root, manifest)
+    if verify:
+        pkg.verify()
+    return pkg

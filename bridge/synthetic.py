@@ -1,0 +1,56 @@
+"""The bundled synthetic model: a tiny random-weight package built on first use and cached.
+
+It lets every command run on a fresh machine with no real weights. It makes
+noise-like audio, not music, and everything that uses it says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_SIZE = "tiny"
+SYNTHETIC_SEED = 20260521
+NOTICE = (
+    "Using the bundled SYNTHETIC model (tiny, random weights): it makes noise, not music. "
+    "For real music: `mrt-bridge models prepare mrt2_small` (downloads google/magenta-realtime-2 "
+    "from Hugging Face), then pass --model with the package it prints."
+)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MRT_BRIDGE_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "magenta-rt-bridge" if not os.environ.get("MRT_BRIDGE_CACHE") else Path(base)
+
+
+def bundled_package() -> Path:
+    """Path of the synthetic package, exporting it (a few seconds) the first time."""
+    from .package import PackageError, load_package
+
+    root = cache_dir() / "packages" / f"synthetic-{SYNTHETIC_SIZE}-{SYNTHETIC_SEED}"
+    try:
+        load_package(root)
+        return root
+    except PackageError:
+        pass
+    from onnx_export.export import export_package
+    from onnx_export.synth import write_checkpoint
+
+    log.info("building the bundled synthetic model in %s (first use only)", root)
+    ckpt = write_checkpoint(SYNTHETIC_SIZE, SYNTHETIC_SEED, root.parent / f"{root.name}.safetensors")
+    export_package(ckpt, SYNTHETIC_SIZE, root, synthetic=True, progress=False)
+    _add_style_encoders(root)
+    ckpt.unlink()
+    return root
+
+
+def _add_style_encoders(root: Path) -> None:
+    """Add the synthetic MusicCoCa so text prompts work end to end (if that module is present)."""
+    try:
+        from .style.synthetic import add_synthetic_musiccoca
+    except ImportError:
+        return
+    add_synthetic_musiccoca(root, SYNTHETIC_SEED)

@@ -1,0 +1,139 @@
+"""Write a model package: ONNX graphs + manifest.json, from an upstream MRT2 checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+from tqdm import tqdm
+
+from bridge import io_names as io
+from bridge.package import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
+
+from . import checkpoint as ck
+from . import depthformer
+from .configs import get_config
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _io_spec(model: onnx.ModelProto) -> dict:
+    def spec(values):
+        out = {}
+        for v in values:
+            t = v.type.tensor_type
+            out[v.name] = {
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                "shape": [d.dim_value if d.HasField("dim_value") else d.dim_param for d in t.shape.dim],
+            }
+        return out
+
+    return {"inputs": spec(model.graph.input), "outputs": spec(model.graph.output)}
+
+
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    """Save deterministically (same graph -> same bytes); big graphs keep weights inline up to 2 GB."""
+    data = model.SerializeToString(deterministic=True) if model.ByteSize() < (2 << 30) - (64 << 20) else None
+    if data is not None:
+        path.write_bytes(data)
+        return
+    # >2 GB (mrt2_base fp32 temporal): weights go to a side file next to the graph.
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ".data", size_threshold=1024)
+
+
+def _quantize(model: onnx.ModelProto, precision: str, path: Path) -> onnx.ModelProto:
+    from .precision import convert
+
+    return convert(model, precision, path)
+
+
+def export_package(
+    checkpoint: Path,
+    size: str,
+    out_dir: Path,
+    precision: str = "fp32",
+    *,
+    synthetic: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Export ``checkpoint`` (upstream layout) as a model package in ``out_dir``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    cfg = get_config(size)
+    checkpoint = Path(checkpoint)
+    log.info("reading %s as %s", checkpoint, size)
+    weights = ck.load_depthformer(checkpoint, cfg)
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+
+    builders = {
+        io.ENCODER: lambda: depthformer.build_encoder(cfg, weights),
+        io.TEMPORAL: lambda: depthformer.build_temporal(cfg, weights),
+        io.DEPTH: lambda: depthformer.build_depth(cfg, weights),
+    }
+    codec_entry = None
+    if any(k.startswith("params/soundstream/") for k in weights):
+        from . import spectrostream
+
+        codec_cfg = spectrostream.codec_config(cfg.codec)
+        builders[io.CODEC_DECODER] = lambda: spectrostream.build_codec_decoder(weights, codec_cfg)
+        codec_entry = spectrostream.codec_manifest_entry(codec_cfg)
+    else:
+        log.warning("%s has no soundstream/ tensors: package will produce tokens but no audio", checkpoint.name)
+
+    graphs = {}
+    for name, build in tqdm(builders.items(), desc=f"export {size} ({precision})", disable=not progress):
+        model = build()
+        path = tmp / f"{name}.onnx"
+        # The codec's convolutions stay fp32 under int8 (ORT's int8 convs are slower here).
+        graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
+        if graph_precision != "fp32":
+            model = _quantize(model, graph_precision, path)
+        _save(model, path)
+        entry = {"file": path.name, "precision": graph_precision, **_io_spec(model)}
+        entry["sha256"] = file_sha256(path)
+        graphs[name] = entry
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"family": "magenta-realtime-2", **cfg.to_dict(), "size": size},
+        "precision": precision,
+        "synthetic": synthetic,
+        "source_checkpoint": {"file": checkpoint.name, "sha256": ck.sha256_file(checkpoint)},
+        "frame": {"sample_rate": 48000, "samples": 1920, "channels": 2, "tokens": 12, "codebook": 1024},
+        "graphs": graphs,
+    }
+    if codec_entry is not None:
+        manifest["codec"] = codec_entry
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.replace(out_dir)
+    log.info("wrote %s", out_dir)
+    return out_dir
+
+
+def package_digest(out_dir: Path) -> str:
+    """One hash over every file of a package (for determinism checks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(Path(out_dir).rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(out_dir).as_posix().encode())
+            h.update(file_sha256(path).encode())
+    return h.hexdigest()
+
+
+_ = np  # numpy is used by builders through weights

@@ -1,0 +1,123 @@
+"""A small ONNX graph builder: named values, deduplicated constants, one op per call.
+
+Each ``op`` call returns the name of its (first) output, so model code reads
+as a chain of expressions. Initializers are named after their checkpoint key
+so a graph can be traced back to the weights it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+_NP_TO_ONNX = {
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.float16): TensorProto.FLOAT16,
+    np.dtype(np.int64): TensorProto.INT64,
+    np.dtype(np.int32): TensorProto.INT32,
+    np.dtype(np.bool_): TensorProto.BOOL,
+    np.dtype(np.int8): TensorProto.INT8,
+    np.dtype(np.uint8): TensorProto.UINT8,
+}
+
+
+def onnx_dtype(dtype: np.dtype | type) -> int:
+    return _NP_TO_ONNX[np.dtype(dtype)]
+
+
+class GraphBuilder:
+    """Accumulates nodes, inputs, outputs and initializers of one ONNX graph."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[onnx.NodeProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self._const_cache: dict[tuple, str] = {}
+        self._counter = 0
+
+    # -- naming -------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    # -- graph I/O ----------------------------------------------------------
+    def input(self, name: str, dtype: type, shape: Sequence[int | str]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
+        return name
+
+    def output(self, value: str, name: str, dtype: type, shape: Sequence[int | str]) -> str:
+        if value != name:
+            self.op("Identity", [value], name=name)
+        self.outputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
+        return name
+
+    # -- constants and weights ----------------------------------------------
+    def weight(self, name: str, array: np.ndarray) -> str:
+        """Add an initializer under ``name`` (a checkpoint key, or derived from one)."""
+        if name in self.initializers:
+            return name
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return name
+
+    def const(self, value, dtype: type = np.float32) -> str:
+        arr = np.asarray(value, dtype=dtype)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self._const_cache:
+            name = self.fresh("const")
+            self.initializers[name] = numpy_helper.from_array(arr, name)
+            self._const_cache[key] = name
+        return self._const_cache[key]
+
+    def ints(self, values: Sequence[int]) -> str:
+        return self.const(list(values), np.int64)
+
+    # -- ops ----------------------------------------------------------------
+    def op(self, op_type: str, inputs: Sequence[str], *, name: str | None = None,
+           outputs: int = 1, domain: str = "", **attrs) -> str:
+        out = [name or self.fresh(op_type.lower())]
+        out += [self.fresh(op_type.lower()) for _ in range(outputs - 1)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), out, domain=domain or None, **attrs))
+        return out[0] if outputs == 1 else out  # type: ignore[return-value]
+
+    def multi(self, op_type: str, inputs: Sequence[str], outputs: int, **attrs) -> list[str]:
+        names = [self.fresh(op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names
+
+    def matmul(self, x: str, w: str) -> str:
+        return self.op("MatMul", [x, w])
+
+    def add(self, a: str, b: str) -> str:
+        return self.op("Add", [a, b])
+
+    def mul(self, a: str, b: str) -> str:
+        return self.op("Mul", [a, b])
+
+    def reshape(self, x: str, shape: Sequence[int]) -> str:
+        return self.op("Reshape", [x, self.ints(shape)])
+
+    def concat(self, xs: Sequence[str], axis: int) -> str:
+        return self.op("Concat", list(xs), axis=axis)
+
+    def slice(self, x: str, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int]) -> str:
+        return self.op("Slice", [x, self.ints(starts), self.ints(ends), self.ints(axes)])
+
+    def build(self, doc: str = "") -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, self.name, self.inputs, self.outputs, list(self.initializers.values())
+        )
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
+            producer_name="magenta-rt-bridge",
+            doc_string=doc,
+        )
+        model.ir_version = 8
+        return model

@@ -1,0 +1,58 @@
+"""Random checkpoints in the exact upstream layout (no JAX needed), for tests and the bundled model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import depthformer_shapes
+from .configs import get_config
+
+log = logging.getLogger(__name__)
+
+
+def _value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A non-degenerate random value, scaled so activations stay in a sane range."""
+    leaf = key.rsplit("/", 1)[-1]
+    if leaf == "scale":  # norm scales
+        return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+    if leaf == "bias":
+        return (0.02 * rng.standard_normal(shape)).astype(np.float32)
+    if leaf == "per_dim_scale":
+        return (0.2 * rng.standard_normal(shape)).astype(np.float32)
+    if leaf.startswith("sink_"):
+        return (0.5 * rng.standard_normal(shape)).astype(np.float32)
+    if leaf == "embedding":  # lookup tables: unit-ish rows after the sqrt(D) scale
+        return (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+    # Dense / projection kernels: fan-in scaled. Output projections are [d, n, h]
+    # with fan-in n*h; every other kernel has its fan-in first.
+    fan_in = int(np.prod(shape[1:])) if "output_projection" in key else shape[0]
+    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+
+def synth_tensors(size: str, seed: int) -> dict[str, np.ndarray]:
+    """All tensors of a random ``size`` checkpoint (depthformer + SpectroStream decoder)."""
+    cfg = get_config(size)
+    rng = np.random.default_rng(seed)
+    tensors = {k: _value(k, s, rng) for k, s in depthformer_shapes(cfg).items()}
+    try:
+        from . import spectrostream
+    except ImportError:  # codec export not available in this build
+        log.warning("SpectroStream export module missing: checkpoint has no soundstream/ tensors")
+        return tensors
+    tensors.update(spectrostream.synth_spectrostream_tensors(spectrostream.codec_config(cfg.codec), rng))
+    return tensors
+
+
+def write_checkpoint(size: str, seed: int, out: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    tensors = synth_tensors(size, seed)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".partial")
+    save_file(tensors, str(tmp), metadata={"format": "mrt2", "synthetic": "true", "size": size, "seed": str(seed)})
+    tmp.replace(out)
+    return out
