@@ -1,0 +1,292 @@
+"""The OSC address table: one place for addresses, argument types/ranges, handlers and docs.
+
+Transport lives in bridge/control/osc_server.py; docs/osc-api.md is generated
+from :data:`ROUTES` by bridge/control/osc_doc.py. Handlers only parse and
+validate, then call ``ControlState`` / ``GameMapper`` setters; any problem is
+a ``ValueError`` whose message is the reason logged by the server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bridge import conditioning as cond
+from bridge.control import state as st
+from bridge.control.mapping import GameMapper
+from bridge.control.state import ControlState
+
+MAX_TEXT = 1000
+
+
+class ServerHooks(Protocol):
+    """What handlers need from the transport (reply, subscriptions)."""
+
+    def reply_status(self, sender: tuple[str, int], port: int | None) -> None: ...
+    def subscribe(self, sender: tuple[str, int], port: int | None) -> None: ...
+    def unsubscribe(self, sender: tuple[str, int], port: int | None) -> None: ...
+
+
+@dataclass
+class Context:
+    """Objects a handler may act on."""
+
+    state: ControlState
+    mapper: GameMapper | None
+    server: ServerHooks
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One OSC argument: kind is 'int', 'float', 'string' or 'bool'; count > 1 for fixed-length lists."""
+
+    name: str
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    optional: bool = False
+    default: Any = None
+    count: int = 1
+    doc: str = ""
+
+    def type_tag(self) -> str:
+        tag = {"int": "i", "float": "f", "string": "s", "bool": "i"}[self.kind]
+        return f"{tag}×{self.count}" if self.count > 1 else tag
+
+    def range_text(self) -> str:
+        if self.kind == "bool":
+            return "0 or 1"
+        if self.lo is None:
+            return ""
+        lo = int(self.lo) if self.kind == "int" else self.lo
+        hi = int(self.hi) if self.kind == "int" else self.hi
+        return f"{lo}..{hi}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """An address (its last segment may be a ``<param>``), its arguments, handler and doc."""
+
+    address: str
+    args: tuple[Arg, ...]
+    # handler(ctx, param, args): param is the path parameter, or the sender for query routes
+    handler: Callable[[Context, Any, list], None]
+    doc: str
+    section: str
+    param_doc: str = ""
+
+    @property
+    def prefix(self) -> str | None:
+        """``/game/`` for ``/game/<rtpc>``, None for fixed addresses."""
+        if self.address.endswith(">"):
+            return self.address[: self.address.rindex("/") + 1]
+        return None
+
+
+def _convert(arg: Arg, value: Any) -> Any:
+    """Coerce one OSC value to ``arg``'s kind, or raise ValueError with the reason."""
+    if arg.kind == "string":
+        if not isinstance(value, str):
+            raise ValueError(f"{arg.name}: expected a string, got {type(value).__name__}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{arg.name}: longer than {MAX_TEXT} characters")
+        return value
+    if isinstance(value, (str, bytes, bytearray)) or value is None:
+        raise ValueError(f"{arg.name}: expected a number, got {type(value).__name__}")
+    if arg.kind == "bool":
+        if value in (0, 1):  # also True/False and 0.0/1.0
+            return bool(value)
+        raise ValueError(f"{arg.name}: expected 0 or 1")
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"{arg.name}: expected a number, got {type(value).__name__}")  # noqa: TRY004
+    if not math.isfinite(value):
+        raise ValueError(f"{arg.name}: must be finite")
+    if arg.kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{arg.name}: expected an integer")
+        value = int(value)
+    else:
+        value = float(value)
+    if arg.lo is not None and not arg.lo <= value <= arg.hi:
+        raise ValueError(f"{arg.name}: out of range {arg.range_text()}")
+    return value
+
+
+def parse_args(route: Route, raw: list) -> list:
+    """Check arity and convert every argument of ``route``."""
+    specs: list[Arg] = []
+    for a in route.args:
+        specs.extend([a] * a.count)
+    required = sum(a.count for a in route.args if not a.optional)
+    if not required <= len(raw) <= len(specs):
+        want = str(required) if required == len(specs) else f"{required}..{len(specs)}"
+        raise ValueError(f"expected {want} argument(s), got {len(raw)}")
+    out = [_convert(a, v) for a, v in zip(specs, raw)]
+    out.extend(a.default for a in specs[len(raw):])
+    return out
+
+
+def _slot(param: str | None) -> int:
+    if param is None or not param.isdigit() or not 0 <= int(param) < st.NUM_SLOTS:
+        raise ValueError(f"slot must be 0..{st.NUM_SLOTS - 1}, got {param!r}")
+    return int(param)
+
+
+def _mapper(ctx: Context) -> GameMapper:
+    if ctx.mapper is None:
+        raise ValueError("no game mapping loaded (start the daemon with --config FILE.toml)")
+    return ctx.mapper
+
+
+_WEIGHT = Arg("weight", "float", st.WEIGHT_MIN, st.WEIGHT_MAX, optional=True, default=1.0,
+              doc="relative weight in the blend; default 1")
+_PITCH = Arg("pitch", "int", 0, 127, doc="MIDI pitch")
+_FLAG = Arg("on", "bool", optional=True, default=True, doc="1 on, 0 off; omitted means 1")
+_PORT = Arg("port", "int", 1, 65535, optional=True, default=None, doc="UDP port; default the sender's")
+_GUIDANCE = Arg("scale", "float", cond.CFG_MIN, cond.CFG_MAX)
+
+
+def _guidance(which: str, default: float) -> Route:
+    return Route(
+        f"/guidance/{which}", (_GUIDANCE,),
+        lambda c, p, a: c.state.set_guidance(which, a[0]),
+        f"Classifier-free guidance for {which} (default {default:g}). Quantised to the model's "
+        f"bins: step {0.2 if which != 'drums' else 1.0:g}.",
+        "Sampling",
+    )
+
+
+STYLE, NOTES, SAMPLING, TRANSPORT, QUERY, GAME = (
+    "Style", "Notes and drums", "Sampling", "Output and transport", "Status and subscriptions",
+    "Game mapping",
+)
+
+ROUTES: tuple[Route, ...] = (
+    # ---------------------------------------------------------------- style
+    Route("/style/prompt/<slot>", (Arg("text", "string", doc="text prompt; empty clears the slot"), _WEIGHT),
+          lambda c, p, a: c.state.set_slot(_slot(p), a[0], a[1]),
+          "Set prompt slot to a text prompt with a weight. The style changes when the style "
+          "service has encoded the blend; the previous style holds until then.",
+          STYLE, "slot 0..5"),
+    Route("/style/palette/<slot>", (Arg("name", "string", doc="palette name"), _WEIGHT),
+          lambda c, p, a: c.state.set_slot(_slot(p), f"palette:{a[0]}" if a[0] else "", a[1]),
+          "Set prompt slot to a named palette (a stored style) with a weight.", STYLE, "slot 0..5"),
+    Route("/style/weight/<slot>", (Arg("weight", "float", st.WEIGHT_MIN, st.WEIGHT_MAX),),
+          lambda c, p, a: c.state.set_slot_weight(_slot(p), a[0]),
+          "Change only the weight of a prompt slot (0 takes it out of the blend).", STYLE, "slot 0..5"),
+    Route("/style/tokens", (Arg("token", "int", 0, cond.STYLE_CODEBOOK_SIZE - 1, count=cond.NUM_STYLE_TOKENS),),
+          lambda c, p, a: c.state.set_style_tokens(a),
+          "Use 12 raw MusicCoCa style tokens now (bypasses prompts until the next prompt change).",
+          STYLE),
+    Route("/style/clear", (), lambda c, p, a: c.state.clear_style(),
+          "Empty all six slots; the style becomes masked (unconditioned).", STYLE),
+    # ---------------------------------------------------------------- notes
+    Route("/note/on", (_PITCH, Arg("velocity", "int", 0, 127, optional=True, default=100,
+                                   doc="0 means note-off; default 100")),
+          lambda c, p, a: c.state.note_on(a[0], a[1]),
+          "Note on: the pitch is ONSET (2) in the next frame, then SUSTAIN (1) while held.", NOTES),
+    Route("/note/off", (_PITCH,), lambda c, p, a: c.state.note_off(a[0]),
+          "Note off: the pitch is OFF (0) from the next frame (after its onset frame, if still pending).",
+          NOTES),
+    Route("/notes", (Arg("state", "int", cond.MASKED, cond.NOTE_ANY, count=cond.NUM_PITCHES),),
+          lambda c, p, a: c.state.set_notes(a),
+          "All 128 pitch states at once: -1 masked, 0 off, 1 sustain, 2 onset (one frame, then 1), "
+          "3 sustain-or-onset (model decides).", NOTES),
+    Route("/notes/panic", (), lambda c, p, a: c.state.all_notes_off(),
+          "All notes off: every held pitch and drum note is released (OFF).", NOTES),
+    Route("/notes/clear", (), lambda c, p, a: c.state.clear_notes(),
+          "Forget all pitches: every pitch back to masked (-1), the model plays freely.", NOTES),
+    Route("/drums", (Arg("state", "int", cond.MASKED, cond.DRUMS_PLAY),),
+          lambda c, p, a: c.state.set_drums(a[0]),
+          "Latched drum state: -1 masked (model decides, default), 0 no drums, 1 drums.", NOTES),
+    Route("/drums/hit", (), lambda c, p, a: c.state.drum_hit(),
+          "Drum state PLAY (1) for one frame, then back to the latched /drums value.", NOTES),
+    Route("/drumless", (_FLAG,), lambda c, p, a: c.state.set_drumless(a[0]),
+          "Force the drum state to 0 (no drums) whatever /drums or drum notes say.", NOTES),
+    Route("/onset_mode", (_FLAG,), lambda c, p, a: c.state.set_onset_mode(a[0]),
+          "1 (default): a held note is ONSET then SUSTAIN. 0: held notes are sent as 3 "
+          "(sustain-or-onset), letting the model choose where to articulate.", NOTES),
+    Route("/midi_gate", (_FLAG,), lambda c, p, a: c.state.set_midi_gate(a[0]),
+          "1: the output is muted in every frame in which no note or drum note is held or just "
+          "struck (music plays only while keys are down). 0 (default): off.", NOTES),
+    # ------------------------------------------------------------- sampling
+    _guidance("style", cond.DEFAULT_CFG_STYLE),
+    _guidance("notes", cond.DEFAULT_CFG_NOTES),
+    _guidance("drums", cond.DEFAULT_CFG_DRUMS),
+    Route("/temperature", (Arg("value", "float", st.TEMPERATURE_MIN, st.TEMPERATURE_MAX),),
+          lambda c, p, a: c.state.set_temperature(a[0]),
+          "Sampling temperature (default 1.3); 0 is treated as 0.01 (near-greedy).", SAMPLING),
+    Route("/top_k", (Arg("k", "int", st.TOP_K_MIN, st.TOP_K_MAX),),
+          lambda c, p, a: c.state.set_top_k(a[0]), "Top-k sampling (default 40).", SAMPLING),
+    Route("/seed", (Arg("seed", "int", st.SEED_MIN, st.SEED_MAX),),
+          lambda c, p, a: c.state.request_seed(a[0]), "Reseed the sampler at the next frame.", SAMPLING),
+    Route("/reset", (), lambda c, p, a: c.state.request_reset(),
+          "Reset the model's streaming state (fresh start) at the next frame.", SAMPLING),
+    # ------------------------------------------------------------ transport
+    Route("/pause", (), lambda c, p, a: c.state.set_paused(True), "Pause generation.", TRANSPORT),
+    Route("/resume", (), lambda c, p, a: c.state.set_paused(False), "Resume generation.", TRANSPORT),
+    Route("/mute", (_FLAG,), lambda c, p, a: c.state.set_muted(a[0]),
+          "Mute (1, default) or unmute (0) the output; generation continues.", TRANSPORT),
+    Route("/volume", (Arg("gain", "float", st.VOLUME_MIN, st.VOLUME_MAX),),
+          lambda c, p, a: c.state.set_volume(a[0]), "Output gain, linear (default 1).", TRANSPORT),
+    Route("/buffer", (Arg("samples", "int", st.BUFFER_SAMPLES_MIN, st.BUFFER_SAMPLES_MAX),),
+          lambda c, p, a: c.state.request_buffer(a[0]),
+          "Request an output buffer size in samples at 48 kHz (upstream offers 2048/4096/8192); "
+          "the daemon rounds up to whole 1920-sample frames.", TRANSPORT),
+    # ---------------------------------------------------------------- query
+    Route("/status", (_PORT,), lambda c, p, a: c.server.reply_status(p, a[0]),
+          "Reply /status/reply to the sender's address, at the sender's port or at `port`.", QUERY),
+    Route("/subscribe", (_PORT,), lambda c, p, a: c.server.subscribe(p, a[0]),
+          "Receive /tick/beat, /tick/bar and periodic /status/reply at the sender's address "
+          "(at most 16 subscribers).", QUERY),
+    Route("/unsubscribe", (_PORT,), lambda c, p, a: c.server.unsubscribe(p, a[0]),
+          "Stop sending to that subscriber.", QUERY),
+    # ----------------------------------------------------------------- game
+    Route("/game/<rtpc>", (Arg("value", "float", doc="within the RTPC's configured range"),),
+          lambda c, p, a: _mapper(c).set_rtpc(p or "", a[0]),
+          "Set a game parameter (RTPC) declared in the mapping config; it slews to the value.",
+          GAME, "an RTPC name from [rtpc.NAME]"),
+    Route("/state", (Arg("name", "string", doc="a state from [states.NAME]"),),
+          lambda c, p, a: _mapper(c).set_state(a[0]),
+          "Go to a game state: crossfade to its preset, starting at the next beat/bar if quantised.",
+          GAME),
+    Route("/trigger", (Arg("name", "string", doc="a trigger from [triggers.NAME]"),),
+          lambda c, p, a: _mapper(c).trigger(a[0]),
+          "Fire a stinger (weight boost or note burst), quantised as configured.", GAME),
+    Route("/tempo", (Arg("bpm", "float", 20.0, 400.0),
+                     Arg("beats_per_bar", "int", 1, 16, optional=True, default=None)),
+          lambda c, p, a: _mapper(c).set_tempo(a[0], a[1]),
+          "Declare the game's tempo (beat phase is kept).", GAME),
+    Route("/tempo/sync", (), lambda c, p, a: _mapper(c).sync(),
+          "Make the next frame a downbeat (beat 1 of a new bar).", GAME),
+)
+
+_EXACT = {r.address: r for r in ROUTES if r.prefix is None}
+_PREFIXED = [r for r in ROUTES if r.prefix is not None]
+
+
+def match(address: str) -> tuple[Route, str | None] | None:
+    """Find the route for an address; returns (route, path parameter) or None."""
+    route = _EXACT.get(address)
+    if route is not None:
+        return route, None
+    for r in _PREFIXED:
+        prefix = r.prefix or ""
+        if address.startswith(prefix):
+            rest = address[len(prefix):]
+            if rest and "/" not in rest:
+                return r, rest
+    return None
+
+
+def dispatch(ctx: Context, address: str, raw_args: list, sender: tuple[str, int]) -> None:
+    """Route one message. Raises LookupError for unknown addresses, ValueError for bad input."""
+    found = match(address)
+    if found is None:
+        raise LookupError("unknown address")
+    route, param = found
+    args = parse_args(route, list(raw_args))
+    # path parameter for query routes is the sender (they reply to it)
+    route.handler(ctx, sender if route.section == QUERY else param, args)

@@ -1,0 +1,68 @@
+"""Start and stop a private ``jackd -d dummy`` server for tests (shared helper).
+
+Usage::
+
+    with jack_server() as name:   # skips the test if jackd is missing
+        ...  # JACK clients in this process connect to server `name`
+
+Sets ``JACK_DEFAULT_SERVER`` and ``JACK_NO_AUDIO_RESERVATION`` in
+``os.environ`` for the duration, so in-process clients (JACK-Client, rtmidi
+JACK API) and subprocesses find the private server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+
+def _server_up(name: str, env: dict[str, str]) -> bool:
+    r = subprocess.run(["jack_lsp", "-s", name], env=env, capture_output=True, text=True, timeout=10,
+                       check=False)
+    return r.returncode == 0 and "system:" in r.stdout
+
+
+@contextmanager
+def jack_server(rate: int = 48000, period: int = 1024, timeout: float = 10.0) -> Iterator[str]:
+    """Run ``jackd -n NAME -d dummy``; yield NAME; stop it afterwards."""
+    jackd = shutil.which("jackd")
+    if jackd is None or shutil.which("jack_lsp") is None:
+        pytest.skip("jackd not installed (Debian: apt-get install -y jackd2)")
+    name = f"mrt-test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
+    proc = subprocess.Popen(
+        [jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION",
+                                            "JACK_NO_START_SERVER")}
+    try:
+        end = time.monotonic() + timeout
+        while not _server_up(name, env):
+            if proc.poll() is not None:
+                out = proc.stdout.read() if proc.stdout else ""
+                pytest.skip(f"jackd -d dummy failed to start: {out.strip()[-300:]}")
+            if time.monotonic() > end:
+                pytest.fail(f"jackd -d dummy did not come up within {timeout:g} s")
+            time.sleep(0.1)
+        os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
+        yield name
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
