@@ -1,14 +1,109 @@
-"""`mrt-bridge serve` (not yet implemented)."""
+"""`mrt-bridge serve`: the live daemon (OSC + MIDI in, audio out)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+log = logging.getLogger("mrt-bridge.serve")
+
+EPILOG = """\
+examples:
+  mrt-bridge serve                              # bundled synthetic model, JACK out, OSC on 127.0.0.1:9000
+  mrt-bridge serve --model models/mrt2_small --audio device:BlackHole
+  mrt-bridge serve --audio null --pcm-port 9100 # no sound card: stream PCM into a game engine
+  mrt-bridge serve --audio wav:session.wav --midi none --trace frames.jsonl
+  mrt-bridge serve --config examples/adaptive_soundtrack.toml
+
+Control latency is about buffer-frames x 40 ms plus one audio block.
+Stop with Ctrl-C (or SIGTERM): it drains the buffered audio and exits cleanly.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="(not yet implemented)")
+    p = sub.add_parser(
+        "serve",
+        help="run the live daemon: OSC/MIDI control in, continuous audio out",
+        description="Generate music continuously from a model package, controlled over OSC "
+                    "(games) and MIDI (DAWs, keyboards), played through JACK, a sound device, "
+                    "a WAV file or a PCM stream for game engines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", type=Path, metavar="PKG",
+                   help="model package directory (from `mrt-bridge models prepare` or `export`); "
+                        "default: the bundled SYNTHETIC tiny model (noise, not music)")
+    p.add_argument("--config", type=Path, metavar="FILE.toml",
+                   help="game-state mapping (RTPCs, states, triggers, tempo); "
+                        "see examples/adaptive_soundtrack.toml")
+    p.add_argument("--palette", type=Path, metavar="FILE.npz",
+                   help="named styles for /style/palette and palette:NAME prompts "
+                        "(built with `mrt-bridge styles build`)")
+    p.add_argument("--osc-host", default="127.0.0.1",
+                   help="address the OSC (UDP) server listens on (default: %(default)s; "
+                        "0.0.0.0 to accept other machines)")
+    p.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (default: %(default)s)")
+    p.add_argument("--audio", default="jack", metavar="jack|device[:NAME]|wav:PATH|null",
+                   help="audio output: a running JACK server (client 'mrt-bridge', ports out_L/out_R); "
+                        "the default PortAudio device or the first whose name contains NAME; "
+                        "a 48 kHz WAV file recorded in real time; or null (no sound, real-time pacing). "
+                        "Default: %(default)s")
+    p.add_argument("--midi", default="auto", choices=("auto", "jack", "alsa", "none"),
+                   help="MIDI input port 'mrt-bridge:midi_in' through JACK or ALSA; auto = JACK "
+                        "with --audio jack, else ALSA, and carry on without MIDI if unavailable "
+                        "(default: %(default)s)")
+    p.add_argument("--buffer-frames", type=int, default=4, metavar="N",
+                   help="frames (40 ms each) generated ahead of playback: more = safer against "
+                        "dropouts, less = faster response (default: %(default)s, about 160 ms)")
+    p.add_argument("--pcm-port", type=int, metavar="N",
+                   help="also stream 48 kHz stereo float32 PCM on tcp://127.0.0.1:N for in-game "
+                        "playback (format: docs/pcm-stream.md)")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="write one JSON line per frame: time, conditioning, step time, play time")
+    p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="ONNX Runtime execution provider (default: %(default)s)")
+    p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
+                   help="with --audio jack, do not connect out_L/out_R to system:playback_*")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise RuntimeError("not yet implemented")
+    from bridge.daemon.app import Daemon, ServeOptions
+    from bridge.daemon.inputs import build_control, start_inputs
+    from bridge.engine import Engine
+
+    model = args.model
+    if model is None:
+        from bridge.synthetic import NOTICE, bundled_package
+        log.warning(NOTICE)
+        model = bundled_package()
+    opts = ServeOptions(
+        model=model, audio=args.audio, midi=args.midi, osc_host=args.osc_host, osc_port=args.osc_port,
+        buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
+        provider=args.provider, config=args.config, palette=args.palette,
+        jack_autoconnect=args.jack_autoconnect, threads=args.threads,
+    )
+    if opts.buffer_frames < 1:
+        raise ValueError("--buffer-frames must be at least 1")
+    from bridge.audio.sinks import parse_audio_spec
+    parse_audio_spec(opts.audio)  # fail on a typo before loading the model
+
+    def make_engine() -> Engine:
+        engine = Engine(opts.model, provider=opts.provider, threads=opts.threads)
+        log.info("model %s on %s%s", opts.model, engine.provider,
+                 " (SYNTHETIC)" if engine.is_synthetic else "")
+        return engine
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return Daemon(opts, make_engine, lambda engine: build_control(opts, engine), start_inputs).run(stop)

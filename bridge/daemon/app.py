@@ -1,0 +1,191 @@
+"""The live daemon: wires engine, control inputs, frame loop, ring and sinks, and runs them.
+
+Start-up order: load the engine, open the audio sink (fails early with a
+clear message), start the frame loop and fill the ring, start the sink, then
+the control inputs (OSC, MIDI, game mapping) and the PCM stream. Shutdown
+(SIGINT/SIGTERM, or a dead sink/loop): close the inputs, stop producing,
+drain what is buffered, close the sink and the PCM stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge.audio.pcm_stream import PcmStreamServer
+from bridge.audio.ring import AudioRing
+from bridge.audio.sinks import Sink, make_sink
+from bridge.control.state import ControlState
+
+from .frame_loop import FrameLoop, ring_capacity
+from .trace import FrameTrace
+
+log = logging.getLogger(__name__)
+
+# Largest buffer the ring is sized for (control may request up to 96000 samples).
+MAX_BUFFER_FRAMES = 50
+FILL_TIMEOUT_S = 60.0
+MAX_SINK_RATE = 192_000
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass
+class ServeOptions:
+    """Everything `mrt-bridge serve` was asked to do."""
+
+    model: Path
+    audio: str = "jack"
+    midi: str = "jack"
+    osc_host: str = "127.0.0.1"
+    osc_port: int = 9000
+    buffer_frames: int = 4
+    pcm_port: int | None = None
+    trace: Path | None = None
+    provider: str = "auto"
+    config: Path | None = None
+    palette: Path | None = None
+    jack_autoconnect: bool = True
+    threads: int | None = None
+
+
+InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict]], list[Closeable]]
+
+
+class Daemon:
+    """One serving session. ``run(stop)`` blocks until ``stop`` is set or something dies."""
+
+    def __init__(self, opts: ServeOptions, make_engine: Callable[[], object],
+                 make_control: Callable[[object], ControlState],
+                 inputs_factory: InputsFactory | None = None) -> None:
+        self.opts = opts
+        self.make_engine = make_engine
+        self.make_control = make_control
+        self.engine = None
+        self.control: ControlState | None = None
+        self.inputs_factory = inputs_factory
+        self.sink: Sink | None = None
+        self.ring: AudioRing | None = None
+        self.loop: FrameLoop | None = None
+        self.pcm: PcmStreamServer | None = None
+        self.inputs: list[Closeable] = []
+        self.started_at = time.monotonic()
+        self.exit_reason = ""
+
+    # -- status -------------------------------------------------------------------
+    def status(self) -> dict:
+        """Daemon figures for status replies (thread-safe reads, plain JSON types)."""
+        out: dict = {
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "model": str(self.opts.model),
+            "synthetic": bool(getattr(self.engine, "is_synthetic", False)),
+            "provider": getattr(self.engine, "provider", None),
+        }
+        if self.loop is not None:
+            loop = self.loop.status()
+            out.update(loop)
+            # Flat keys the OSC /status/reply puts in its leading arguments.
+            out.update(frame=loop["frames"], step_ms_p50=loop["step_ms"]["p50"],
+                       step_ms_p99=loop["step_ms"]["p99"], ring_fill=loop["ring_fill_ms"])
+        if self.sink is not None:
+            out["sink"] = self.sink.status()
+        if self.pcm is not None:
+            out["pcm"] = self.pcm.status()
+        return out
+
+    # -- life cycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Open the sink, fill the ring, start audio and inputs. Raises SinkUnavailable."""
+        opts = self.opts
+        # Sized for the highest rate a sink may run at; the sink decides the real rate on open().
+        self.ring = AudioRing(ring_capacity(max(MAX_BUFFER_FRAMES, opts.buffer_frames), MAX_SINK_RATE))
+        self.sink = make_sink(opts.audio, self.ring, jack_autoconnect=opts.jack_autoconnect)
+        self.sink.open()
+        rate = self.sink.samplerate
+        if rate > MAX_SINK_RATE:
+            raise RuntimeError(f"audio output runs at {rate} Hz; at most {MAX_SINK_RATE} Hz is supported")
+        # The model loads after the sink opened, so a missing audio output fails fast.
+        self.engine = self.make_engine()
+        self.control = self.make_control(self.engine)
+        taps = ()
+        if opts.pcm_port is not None:
+            self.pcm = PcmStreamServer(opts.pcm_port)
+            taps = (self.pcm,)
+        trace = FrameTrace(opts.trace)
+        self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
+                              out_rate=rate, taps=taps, trace=trace)
+        self.loop.start()
+        if not self.loop.wait_filled(FILL_TIMEOUT_S):
+            raise RuntimeError(self.loop.failed or
+                               f"the model could not fill {opts.buffer_frames} frames in {FILL_TIMEOUT_S:.0f} s "
+                               "(far slower than real time; try --provider cuda or a smaller model)")
+        self.ring.reset_low_water()
+        self.sink.start()
+        if self.inputs_factory is not None:
+            self.inputs = self.inputs_factory(opts, self.control, self.status)
+        latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
+        log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
+                 self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
+
+    def run(self, stop: threading.Event) -> int:
+        """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
+        try:
+            self.start()
+            code = self._serve(stop)
+        finally:
+            self.shutdown()
+        return code
+
+    def _serve(self, stop: threading.Event) -> int:
+        last_underruns = 0
+        next_warn = 0.0
+        while not stop.wait(0.2):
+            if self.sink.failed:
+                self.exit_reason = self.sink.failed
+                log.error("%s; stopping", self.sink.failed)
+                return 1
+            if self.loop.failed:
+                self.exit_reason = self.loop.failed
+                log.error("%s; stopping", self.loop.failed)
+                return 1
+            underruns = self.ring.underruns
+            if underruns != last_underruns and time.monotonic() >= next_warn:
+                log.warning("audio underruns: %d so far (step p99 %s ms, buffer %d ms): the model is "
+                            "not keeping up; try a larger --buffer-frames", underruns,
+                            self.loop.step_times.percentiles()["p99"], self.loop.buffer_frames * 40)
+                last_underruns = underruns
+                next_warn = time.monotonic() + 10.0
+        self.exit_reason = "stopped"
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop inputs, stop producing, drain the ring, close sink and PCM stream. Idempotent."""
+        for item in self.inputs:
+            try:
+                item.close()
+            except Exception:
+                log.exception("closing %r", item)
+        self.inputs = []
+        if self.loop is not None:
+            self.loop.stop()
+        if self.sink is not None and self.ring is not None and self.loop is not None and not self.sink.failed:
+            deadline = time.monotonic() + self.ring.fill / self.sink.samplerate + 0.5
+            while self.ring.fill > 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if self.sink is not None:
+            self.sink.stop()
+        if self.pcm is not None:
+            self.pcm.close()
+        if self.loop is not None:
+            status = self.loop.status()
+            log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
+                     status["frames"], status["underruns"], status["step_ms"]["p50"],
+                     status["step_ms"]["p99"])

@@ -1,0 +1,183 @@
+"""The frame-loop thread: owns the Engine and keeps the audio ring topped up.
+
+Each frame: ``snap = control.snapshot(i)``; a reset or seed request resets
+the engine (reseeded when a seed came with it); ``engine.step`` unless
+paused (paused frames are silence, so the sink does not underrun); mute and
+volume; resample to the sink's rate if needed; push to the ring; publish to
+taps (the PCM stream) at 48 kHz; record timing and the trace.
+
+Pacing: a new frame is produced only while the ring holds less than
+``buffer_frames`` frames, so control changes reach the ear after about
+``buffer_frames`` x 40 ms (+ one sink block + one step). The loop polls the
+ring's fill every couple of milliseconds; the consumer never signals it
+(signalling would take a lock in the audio callback).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Protocol
+
+import numpy as np
+
+from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge.audio.resample import LinearResampler
+from bridge.audio.ring import AudioRing
+
+from .stats import RollingTimes
+from .trace import FrameTrace
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.002
+DEFAULT_BUFFER_FRAMES = 4  # 160 ms of audio ahead of the sink
+
+
+class FrameTap(Protocol):
+    """Something that wants every produced 48 kHz frame (e.g. the PCM stream)."""
+
+    def publish(self, frames: np.ndarray, frame_index: int) -> None: ...
+
+
+def ring_capacity(max_buffer_frames: int, out_rate: int) -> int:
+    """Ring size (sample frames) able to hold ``max_buffer_frames`` frames plus slack."""
+    per_frame = math.ceil(FRAME_SAMPLES * out_rate / SAMPLE_RATE) + 1
+    return (max_buffer_frames + 2) * per_frame
+
+
+class FrameLoop:
+    """Produces frames ahead of playback on its own thread."""
+
+    def __init__(self, engine, control, ring: AudioRing, *, buffer_frames: int = DEFAULT_BUFFER_FRAMES,
+                 out_rate: int = SAMPLE_RATE, taps: tuple[FrameTap, ...] = (),
+                 trace: FrameTrace | None = None) -> None:
+        if buffer_frames < 1:
+            raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
+        self.engine = engine
+        self.control = control
+        self.ring = ring
+        self.out_rate = int(out_rate)
+        self.out_frame_len = math.ceil(FRAME_SAMPLES * self.out_rate / SAMPLE_RATE) + 1
+        self.max_buffer_frames = max(1, ring.capacity // self.out_frame_len - 1)
+        self.buffer_frames = min(int(buffer_frames), self.max_buffer_frames)
+        self.resampler = LinearResampler(SAMPLE_RATE, self.out_rate)
+        self.taps = tuple(taps)
+        self.trace = trace if trace is not None else FrameTrace()
+        self.step_times = RollingTimes()
+        self.frame_index = 0
+        self.engine_resets = 0
+        self.failed: str | None = None
+        self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
+        self._scaled = np.zeros((FRAME_SAMPLES, 2), np.float32)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="frame-loop", daemon=True)
+        self._warned_no_audio = False
+        self.started_at: float | None = None
+
+    # -- control ---------------------------------------------------------------
+    @property
+    def target_samples(self) -> int:
+        return self.buffer_frames * FRAME_SAMPLES * self.out_rate // SAMPLE_RATE
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self._thread.start()
+
+    def wait_filled(self, timeout: float) -> bool:
+        """Block until the ring holds the target depth (before the sink starts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.failed or self.ring.fill + self.out_frame_len > self.target_samples:
+                return not self.failed
+            time.sleep(POLL_S)
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop producing (the current step, if any, completes first)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the loop ---------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.ring.fill + self.out_frame_len > self.target_samples:
+                    self._stop.wait(POLL_S)
+                    continue
+                self._produce_one()
+        except Exception as exc:
+            log.exception("frame loop failed at frame %d", self.frame_index)
+            self.failed = f"frame loop failed at frame {self.frame_index}: {exc}"
+        finally:
+            self.trace.close()
+
+    def _produce_one(self) -> None:
+        i = self.frame_index
+        wall = time.time()
+        snap = self.control.snapshot(i)
+        if snap.buffer_samples is not None:
+            self._set_buffer(snap.buffer_samples)
+        if snap.reset or snap.seed is not None:
+            self.engine.reset(seed=snap.seed)
+            self.engine_resets += 1
+            log.info("engine reset at frame %d%s", i, "" if snap.seed is None else f" (seed {snap.seed})")
+        step_ms = None
+        if snap.paused:
+            audio = self._silence
+        else:
+            t0 = time.perf_counter()
+            frame = self.engine.step(snap.conditioning, temperature=snap.temperature, top_k=snap.top_k)
+            step_ms = (time.perf_counter() - t0) * 1e3
+            self.step_times.add(step_ms)
+            audio = frame.audio
+            if audio is None:
+                if not self._warned_no_audio:
+                    log.warning("model package has no codec decoder: output is silence")
+                    self._warned_no_audio = True
+                audio = self._silence
+            elif snap.muted:
+                audio = self._silence
+            elif snap.volume != 1.0:
+                np.multiply(audio, np.float32(snap.volume), out=self._scaled)
+                audio = self._scaled
+        out = self.resampler.process(audio)
+        fill_before = self.ring.fill
+        while not self.ring.write(out):  # only if the consumer stalled; never drop produced audio
+            if self._stop.wait(POLL_S):
+                return
+        for tap in self.taps:
+            tap.publish(audio, i)
+        play_at = time.time() + fill_before / self.out_rate
+        self.trace.record(i, wall, play_at, step_ms, snap, fill_before)
+        self.frame_index = i + 1
+
+    def _set_buffer(self, samples: int) -> None:
+        frames = max(1, min(self.max_buffer_frames, math.ceil(samples / FRAME_SAMPLES)))
+        if frames != self.buffer_frames:
+            log.info("buffer: %d -> %d frames (%d ms)", self.buffer_frames, frames, frames * 40)
+            self.buffer_frames = frames
+
+    # -- reporting ----------------------------------------------------------------
+    def status(self) -> dict:
+        """Frame loop figures for the status reply (plain JSON types)."""
+        ring = self.ring.stats()
+        return {
+            "frames": self.frame_index,
+            "step_ms": {**self.step_times.percentiles(), "max": round(self.step_times.maximum, 3)},
+            "buffer_frames": self.buffer_frames,
+            "buffer_ms": self.buffer_frames * 40,
+            "ring_fill_ms": round(1000 * ring["fill"] / self.out_rate, 1),
+            "ring_low_water_ms": round(1000 * ring["low_water"] / self.out_rate, 1),
+            "underruns": ring["underruns"],
+            "underrun_ms": round(1000 * ring["underrun_frames"] / self.out_rate, 1),
+            "engine_resets": self.engine_resets,
+            "trace_last": self.trace.last,
+        }

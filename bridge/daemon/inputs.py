@@ -1,0 +1,111 @@
+"""Control inputs of the daemon: control state, game mapping, OSC server, MIDI input.
+
+Kept apart from the daemon's audio side so each can be tested alone; the
+daemon only needs ``build_control`` and ``start_inputs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bridge.control.state import ControlState
+
+from .app import Closeable, ServeOptions
+
+log = logging.getLogger(__name__)
+
+
+class _Stopper:
+    """Adapts something with ``stop()`` to the daemon's ``close()``."""
+
+    def __init__(self, what, name: str) -> None:
+        self.what = what
+        self.name = name
+
+    def close(self) -> None:
+        self.what.stop()
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def build_control(opts: ServeOptions, engine) -> ControlState:
+    """The control state, with the model package's style service attached when it has one."""
+    control = ControlState()
+    resolver = _style_resolver(engine, opts.palette)
+    if resolver is not None:
+        control.set_style_resolver(resolver)
+    return control
+
+
+def _style_resolver(engine, palette_path):
+    """A StyleService on the package's MusicCoCa graphs, or None (with a logged reason)."""
+    from bridge.style.encoder import StyleEncoder
+    from bridge.style.palette import load_palette
+    from bridge.style.service import StyleService
+
+    palette = load_palette(palette_path) if palette_path is not None else {}
+    try:
+        encoder = StyleEncoder.from_package(engine.package.root)
+    except FileNotFoundError as exc:
+        log.warning("text style prompts unavailable: %s; /style/tokens still works", exc)
+        return None
+    log.info("style prompts: MusicCoCa from %s%s, %d palette styles", encoder.dir,
+             " (SYNTHETIC)" if encoder.synthetic else "", len(palette))
+    return StyleService(encoder, palette)
+
+
+def start_inputs(opts: ServeOptions, control: ControlState,
+                 status_provider: Callable[[], dict]) -> list[Closeable]:
+    """Start the game mapper (with --config), the OSC server and MIDI input; return closers."""
+    from bridge.control.osc_server import OscServer
+
+    started: list[Closeable] = []
+    mapper = None
+    ticks: list[Callable] = []
+    if opts.config is not None:
+        from bridge.control.mapping import GameMapper
+        from bridge.control.mapping_config import MappingConfig
+
+        config = MappingConfig.from_toml(opts.config)
+
+        def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
+            for tick in ticks:
+                tick(kind, beat, bar, in_bar)
+
+        mapper = GameMapper(config, control, on_tick=on_tick)
+        control.add_frame_hook(mapper.advance)
+        log.info("game mapping from %s: %d RTPCs, %d states, %d triggers", opts.config,
+                 len(config.rtpcs), len(config.states), len(config.triggers))
+    try:
+        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
+        osc.start()
+        ticks.append(osc.send_tick)
+        started.append(_Stopper(osc, "osc-server"))
+        midi = _start_midi(opts, control, mapper)
+        if midi is not None:
+            started.append(midi)
+    except BaseException:
+        for item in started:
+            item.close()
+        raise
+    return started
+
+
+def _start_midi(opts: ServeOptions, control: ControlState, mapper) -> Closeable | None:
+    mode = opts.midi
+    if mode == "none":
+        return None
+    api = mode if mode != "auto" else ("jack" if opts.audio == "jack" else "alsa")
+    from bridge.control.midi_in import MidiInput
+
+    try:
+        midi = MidiInput(control, api=api, mapper=mapper)
+        midi.start()
+    except (RuntimeError, OSError) as exc:
+        if mode == "auto":
+            log.warning("no MIDI input (%s); continuing without MIDI (--midi none silences this)", exc)
+            return None
+        raise RuntimeError(str(exc)) from exc
+    return _Stopper(midi, "midi-in")

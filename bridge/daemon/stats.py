@@ -1,0 +1,35 @@
+"""Rolling step-time percentiles, written by the frame loop, read by status queries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RollingTimes:
+    """Last ``size`` durations (ms) in a preallocated array; percentiles on demand.
+
+    One writer (the frame loop). Readers copy the array, so a concurrent
+    write at worst mixes one old and one new value into a reading.
+    """
+
+    def __init__(self, size: int = 1500) -> None:
+        self._values = np.zeros(size, np.float64)
+        self._count = 0
+        self.maximum = 0.0
+
+    def add(self, value_ms: float) -> None:
+        self._values[self._count % self._values.shape[0]] = value_ms
+        self._count += 1
+        self.maximum = max(self.maximum, value_ms)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def percentiles(self, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float | None]:
+        """``{"p50": ..., "p95": ..., "p99": ...}`` over the window (None before any value)."""
+        n = min(self._count, self._values.shape[0])
+        if n == 0:
+            return {f"p{q:g}": None for q in qs}
+        window = self._values[:n].copy()
+        return {f"p{q:g}": round(float(v), 3) for q, v in zip(qs, np.percentile(window, qs))}

@@ -1,0 +1,117 @@
+"""The frame loop on the real tiny synthetic model, real ControlState and a real clocked sink."""
+
+from __future__ import annotations
+
+import json
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from bridge.audio.ring import AudioRing
+from bridge.audio.sinks.null import NullSink
+from bridge.audio.sinks.wav import WavSink
+from bridge.control.state import ControlState
+from bridge.daemon.frame_loop import FrameLoop, ring_capacity
+from bridge.daemon.trace import FrameTrace
+from bridge.engine import Engine
+from bridge.synthetic import bundled_package
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(bundled_package(), provider="cpu", threads=1)
+
+
+def run_loop(engine: Engine, control: ControlState, sink_cls, seconds: float, *, buffer_frames: int = 4,
+             trace: FrameTrace | None = None, sink_kwargs: dict | None = None, during=None):
+    ring = AudioRing(ring_capacity(50, 48_000))
+    sink = sink_cls(ring, **(sink_kwargs or {}))
+    sink.open()
+    loop = FrameLoop(engine, control, ring, buffer_frames=buffer_frames, trace=trace)
+    loop.start()
+    assert loop.wait_filled(30.0)
+    ring.reset_low_water()
+    sink.start()
+    t0 = time.monotonic()
+    if during is not None:
+        during(loop)
+    time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+    loop.stop()
+    sink.stop()
+    return ring, sink, loop
+
+
+def test_loop_keeps_ring_at_target_depth_without_underruns(engine: Engine) -> None:
+    control = ControlState()
+    ring, _sink, loop = run_loop(engine, control, NullSink, 2.0, buffer_frames=4)
+    status = loop.status()
+    assert loop.failed is None
+    # 2 s at 25 frames/s plus the 4 pre-filled frames, within scheduling slack.
+    assert 50 <= status["frames"] <= 60, status
+    assert status["underruns"] == 0, status
+    assert ring.frames_read >= 1.9 * 48_000
+    assert ring.fill <= 4 * 1920 + 1921
+    assert status["step_ms"]["p50"] is not None and status["step_ms"]["p50"] < 40.0
+
+
+def test_pause_mute_volume_and_trace(engine: Engine, tmp_path) -> None:
+    """Paused frames are produced as silence; notes show up in the JSONL trace."""
+    control = ControlState()
+    trace = FrameTrace(tmp_path / "trace.jsonl")
+    out = tmp_path / "out.wav"
+
+    def during(loop: FrameLoop) -> None:
+        time.sleep(0.5)
+        control.note_on(60, 100)
+        time.sleep(0.5)
+        control.set_paused(True)
+        time.sleep(0.5)
+        control.set_paused(False)
+        control.set_volume(0.0)
+
+    _ring, _sink, _loop = run_loop(engine, control, WavSink, 2.0, trace=trace,
+                                sink_kwargs={"path": out}, during=during)
+    records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    onset = [r for r in records if 60 in r["onsets"]]
+    assert len(onset) == 1, "a note-on is an onset in exactly one frame"
+    later = [r for r in records if r["frame"] > onset[0]["frame"]]
+    assert later and all(60 in r["sustained"] for r in later)
+    paused = [r for r in records if r["paused"]]
+    assert paused and all(r["step_ms"] is None for r in paused)
+    assert any(r["volume"] == 0.0 for r in records)
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (48_000, 2, 2)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
+    assert 1.8 * 48_000 <= pcm.shape[0] <= 2.3 * 48_000
+    first = pcm[:int(0.4 * 48_000)]
+    assert np.abs(first).max() > 0, "the model's audio reaches the file"
+
+
+def test_reset_and_seed_requests_reach_the_engine(engine: Engine) -> None:
+    control = ControlState()
+
+    def during(loop: FrameLoop) -> None:
+        time.sleep(0.3)
+        control.request_seed(1234)
+        time.sleep(0.3)
+        control.request_reset()
+        control.request_buffer(2 * 1920)
+
+    _, _, loop = run_loop(engine, control, NullSink, 1.0, during=during)
+    assert loop.engine_resets == 2
+    assert engine.seed == 1234
+    assert loop.buffer_frames == 2
+
+
+def test_resampling_fills_ring_at_sink_rate(engine: Engine) -> None:
+    control = ControlState()
+    ring = AudioRing(ring_capacity(10, 44_100))
+    loop = FrameLoop(engine, control, ring, buffer_frames=4, out_rate=44_100)
+    loop.start()
+    assert loop.wait_filled(30.0)
+    loop.stop()
+    per_frame = 1920 * 44_100 / 48_000
+    assert abs(ring.fill - loop.frame_index * per_frame) <= 2
