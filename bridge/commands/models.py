@@ -1,14 +1,130 @@
-"""`mrt-bridge models` (not yet implemented)."""
+"""`mrt-bridge models`: list, download and prepare the real MRT2 weights."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+from bridge import download as dl
+from bridge import hub_layout
+
+log = logging.getLogger(__name__)
+
+SIZES = ("mrt2_small", "mrt2_base")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="(not yet implemented)")
-    p.set_defaults(func=run)
+    p = sub.add_parser(
+        "models",
+        help="list, download (from Hugging Face) and prepare the real MRT2 weights",
+        description=(
+            "Manage upstream Magenta RT 2 files in $MAGENTA_HOME/magenta-rt-v2 "
+            "(MAGENTA_HOME defaults to ~/Documents/Magenta; upstream's layout, so an "
+            "existing upstream folder is reused). HF_TOKEN and HF_ENDPOINT are honoured."
+        ),
+    )
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    msub.required = True
+
+    ls = msub.add_parser("list", help="show which files are present, missing or unverified")
+    ls.add_argument("--hashes", action="store_true",
+                    help="also hash present files and print their sha256 (slow on big files)")
+    ls.set_defaults(func=run_list)
+
+    d = msub.add_parser("download", help="download a model and what it needs, verified by sha256")
+    d.add_argument("name", nargs="?", default="mrt2_small",
+                   help="mrt2_small (default), mrt2_base, resources or all")
+    d.add_argument("--force", action="store_true", help="download again even if present")
+    d.set_defaults(func=run_download)
+
+    pr = msub.add_parser(
+        "prepare",
+        help="download if needed, then export a model package (ONNX + MusicCoCa)",
+        description=(
+            "Download NAME if needed, export the depthformer and codec to ONNX, and convert "
+            "the MusicCoCa TFLite files into <package>/musiccoca/."
+        ),
+    )
+    pr.add_argument("name", choices=SIZES)
+    pr.add_argument("--out", type=Path, default=None,
+                    help="package directory (default: $MAGENTA_HOME/magenta-rt-v2/onnx/NAME-PRECISION)")
+    pr.add_argument("--precision", default="fp32", help="weight precision for export (default fp32)")
+    pr.add_argument("--no-download", action="store_true",
+                    help="use only files already present; fail if any is missing")
+    pr.add_argument("--skip-musiccoca", action="store_true", help="do not convert MusicCoCa")
+    pr.set_defaults(func=run_prepare)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise RuntimeError("not yet implemented")
+def _fmt_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    manifests = dl.load_manifests()
+    home = hub_layout.magenta_home()
+    print(f"MAGENTA home: {home}")
+    for manifest in manifests.values():
+        needs = f"  (needs: {', '.join(manifest.needs)})" if manifest.needs else ""
+        print(f"\n{manifest.name}: {manifest.description}{needs}")
+        for st in dl.file_status(manifest, home):
+            if not st.present:
+                state = "missing"
+                size = _fmt_size(st.file.size)
+            else:
+                state = "present, verified" if st.verified else "present, unverified"
+                size = _fmt_size(st.size)
+                if st.file.size is not None and st.size != st.file.size:
+                    state = f"present, wrong size (expected {_fmt_size(st.file.size)})"
+            line = f"  {st.file.path:<52} {size:>9}  {state}"
+            if args.hashes and st.present:
+                line += f"  sha256={dl.sha256_file(st.local_path)}"
+            print(line)
+    print("\nDownload with: mrt-bridge models download NAME  (then: mrt-bridge models prepare NAME)")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    report = dl.download(args.name, force=args.force)
+    print(f"downloaded {len(report.downloaded)} file(s), {len(report.skipped)} already present "
+          f"in {hub_layout.magenta_home()}")
+    return 0
+
+
+def _check_present(name: str) -> None:
+    manifests = dl.load_manifests()
+    missing = [
+        str(st.local_path)
+        for m in dl.resolve_targets(name, manifests)
+        for st in dl.file_status(m)
+        if not st.present
+    ]
+    if missing:
+        raise FileNotFoundError("missing (run without --no-download): " + ", ".join(missing))
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from onnx_export.musiccoca import add_musiccoca_to_package, record_in_package_manifest
+
+    if args.no_download:
+        _check_present(args.name)
+    else:
+        dl.download(args.name)
+    out = args.out or hub_layout.magenta_home() / "onnx" / f"{args.name}-{args.precision}"
+    try:
+        from onnx_export.export import export_package
+    except ImportError as exc:
+        raise RuntimeError(f"depthformer export is not available: {exc}") from exc
+    package = Path(export_package(hub_layout.checkpoint_path(args.name), args.name, out,
+                                  precision=args.precision))
+    if not args.skip_musiccoca:
+        entry = add_musiccoca_to_package(package, hub_layout.resources_dir())
+        record_in_package_manifest(package, entry)
+    print(f"model package ready: {package}")
+    return 0

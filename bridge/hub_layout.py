@@ -1,0 +1,64 @@
+"""Where the upstream Magenta RT 2 files live, on the hub and on disk.
+
+The local layout matches upstream's ``magenta_rt.paths``: everything sits
+under ``$MAGENTA_HOME/magenta-rt-v2`` (``MAGENTA_HOME`` defaults to
+``~/Documents/Magenta``), and the sub-paths are the same as in the hub repo
+``google/magenta-realtime-2``::
+
+    checkpoints/mrt2_small.safetensors
+    checkpoints/mrt2_base.safetensors
+    resources/spectrostream/{encoder,decoder,quantizer}.safetensors
+    resources/musiccoca/{spm.model,text_encoder.tflite,audio_preprocessor.tflite,
+                         music_encoder.tflite,pretrained_vector_quantizer.tflite}
+
+So a folder filled by upstream's own tools is reused as is, and
+``hf_hub_download(local_dir=magenta_home())`` lands files where upstream
+looks for them. The environment is read at call time, not import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HUB_REPO_ID = "google/magenta-realtime-2"
+HUB_REVISION = "main"
+HOME_SUBDIR = "magenta-rt-v2"
+
+MUSICCOCA_SUBDIR = "resources/musiccoca"
+SPECTROSTREAM_SUBDIR = "resources/spectrostream"
+CHECKPOINTS_SUBDIR = "checkpoints"
+
+MUSICCOCA_FILES = (
+    "spm.model",
+    "text_encoder.tflite",
+    "audio_preprocessor.tflite",
+    "music_encoder.tflite",
+    "pretrained_vector_quantizer.tflite",
+)
+
+
+def magenta_base() -> Path:
+    """``$MAGENTA_HOME``, or ``~/Documents/Magenta`` (upstream's default)."""
+    env = os.environ.get("MAGENTA_HOME")
+    return Path(env).expanduser() if env else Path.home() / "Documents" / "Magenta"
+
+
+def magenta_home() -> Path:
+    """``$MAGENTA_HOME/magenta-rt-v2``: the root that mirrors the hub repo."""
+    return magenta_base() / HOME_SUBDIR
+
+
+def resources_dir() -> Path:
+    """Shared resources (MusicCoCa, SpectroStream)."""
+    return magenta_home() / "resources"
+
+
+def musiccoca_dir() -> Path:
+    """Upstream's MusicCoCa TFLite files and SentencePiece vocabulary."""
+    return magenta_home() / MUSICCOCA_SUBDIR
+
+
+def checkpoint_path(name: str) -> Path:
+    """Path of an upstream depthformer checkpoint, e.g. ``mrt2_small``."""
+    return magenta_home() / CHECKPOINTS_SUBDIR / f"{name}.safetensors"

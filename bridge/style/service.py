@@ -1,0 +1,130 @@
+"""Background style service: weighted prompt slots -> 12 style tokens, off the frame loop.
+
+Implements ``bridge.control.style_protocol.StyleResolver``. ``request`` only
+queues; one worker thread embeds (text prompts cached, palette styles looked
+up), blends (weighted mean of embeddings), tokenizes and calls ``on_ready``.
+Requests that arrive while one is being worked on coalesce: only the newest
+waiting one runs. The previous style holds until ``on_ready`` fires; a failing
+request is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Self
+
+import numpy as np
+
+from bridge.style.palette import blend
+
+log = logging.getLogger(__name__)
+
+PALETTE_PREFIX = "palette:"
+
+Slots = list[tuple[str, float]]
+OnReady = Callable[[np.ndarray], None]
+
+
+class StyleService:
+    """Resolves prompt slots with a style encoder in a worker thread."""
+
+    def __init__(self, encoder, palette: dict[str, np.ndarray] | None = None,
+                 cache_size: int = 256):
+        self.encoder = encoder
+        self.palette = dict(palette or {})
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cond = threading.Condition()
+        self._pending: tuple[Slots, OnReady] | None = None
+        self._busy = False
+        self._closed = False
+        self.completed = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="style-service", daemon=True)
+        self._thread.start()
+
+    # -- StyleResolver ------------------------------------------------------
+    def request(self, slots: list[tuple[str, float]], on_ready: OnReady) -> None:
+        """Queue ``slots`` for resolution; returns at once (never raises on bad input)."""
+        with self._cond:
+            if self._closed:
+                log.warning("style request after close() ignored")
+                return
+            self._pending = (list(slots), on_ready)
+            self._cond.notify()
+
+    # -- lifecycle ----------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker (the request being worked on finishes first)."""
+        with self._cond:
+            self._closed = True
+            self._pending = None
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing is queued or running (for tests and `styles` CLI)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- work ---------------------------------------------------------------
+    def embedding(self, prompt: str) -> np.ndarray:
+        """Embedding of one prompt: palette lookup or (cached) text embedding."""
+        if prompt.startswith(PALETTE_PREFIX):
+            name = prompt[len(PALETTE_PREFIX):]
+            if name not in self.palette:
+                known = ", ".join(sorted(self.palette)) or "none loaded"
+                raise KeyError(f"unknown palette style {name!r} (known: {known})")
+            return self.palette[name]
+        key = prompt.strip().lower()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        emb = self.encoder.embed_text(prompt)
+        self._cache[key] = emb
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return emb
+
+    def resolve(self, slots: Slots) -> np.ndarray:
+        """Blend and tokenize (runs in the caller's thread)."""
+        active = [(p, float(w)) for p, w in slots if float(w) > 0]
+        if not active:
+            raise ValueError("no active style slot (all weights <= 0)")
+        embs = [self.embedding(p) for p, _ in active]
+        return self.encoder.tokenize(blend(embs, [w for _, w in active]))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._closed)
+                if self._closed:
+                    return
+                slots, on_ready = self._pending
+                self._pending = None
+                self._busy = True
+            try:
+                tokens = self.resolve(slots)
+            except Exception:
+                self.failed += 1
+                log.exception("style request %r failed; previous style holds", slots)
+            else:
+                try:
+                    on_ready(tokens)
+                    self.completed += 1
+                except Exception:
+                    self.failed += 1
+                    log.exception("style on_ready callback failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
