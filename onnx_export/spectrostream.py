@@ -1,0 +1,174 @@
+"""SpectroStream codec graphs: streaming decoder (codes -> 40 ms of stereo audio).
+
+Matches upstream's streaming path in ``MagentaRT2Sampler`` (magenta-rt 2.0.3):
+``quantizer.codes_to_embeddings_layer`` then ``embeddings_to_waveform_layer`` (decoder conv
+stack + inverse STFT), one ``step`` per frame. Upstream's ``decoder_lookahead=1`` is a
+``Lookahead(4 STFT frames)`` that, in step mode, masks the first call's 4 STFT frames: the
+first frame of audio is silence and frame k+1 carries the audio of codes k (latency 1 frame,
+1920 samples). The graph reproduces that with a ``started`` flag in its state.
+
+Decoder graph, per call (N = 1 before the channel recombination point, 2 after)::
+
+    codes[1,12] -> Gather(RVQ tables) -> sum -> input_layer (1x1 convs, residual)
+      -> reshape [1,C,1,5] -> input_layers_residual_unit -> decoder_0 (time x2)
+      -> split channels into 2 groups (batch) -> decoder_1 (time x2) ... decoder_6
+      -> output_layer (ELU, 7x7 conv) -> [2 audio ch, re/im, 4 frames, 480 bins]
+      -> x started -> windowed IRFFT (matmul) -> overlap-add (hop 480) -> audio[1,1920,2]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from bridge import io_names
+
+from .spectrostream_config import (
+    QUANTIZER_KEY,
+    CodecConfig,
+    ConvSpec,
+    check_tensors,
+    codec_config,
+    decoder_layout,
+    decoder_tensor_shapes,
+    synth_spectrostream_tensors,
+)
+from .spectrostream_ops import (
+    GraphBuilder,
+    inverse_stft_basis,
+    streaming_conv,
+    streaming_conv_transpose_polyphase,
+    upsample_nearest,
+)
+
+__all__ = [
+    "CodecConfig",
+    "build_codec_decoder",
+    "codec_config",
+    "codec_manifest_entry",
+    "decoder_tensor_shapes",
+    "synth_spectrostream_tensors",
+]
+
+STARTED = "codec.started"
+OLA = "codec.istft_overlap"
+
+
+def codec_manifest_entry(cfg: CodecConfig) -> dict:
+    """What the runtime needs to know about the codec graphs of a package."""
+    return {
+        "codec": cfg.name,
+        "sample_rate": cfg.sample_rate,
+        "audio_channels": cfg.audio_channels,
+        "samples_per_frame": cfg.samples_per_frame,
+        "codes_per_frame": cfg.rvq_truncation_level,
+        "codebook_size": cfg.num_embeddings,
+        # Audio of frame k's codes comes out of the decoder call for frame k + latency_frames;
+        # the first latency_frames calls return silence (upstream's decoder lookahead).
+        "latency_frames": cfg.decoder_lookahead,
+        "latency_samples": cfg.decoder_lookahead * cfg.samples_per_frame,
+        # Raw decoder output; upstream multiplies by this and clips to [-1, 1] (int16).
+        "output_gain": 0.5,
+        "decoder": io_names.CODEC_DECODER + ".onnx",
+    }
+
+
+def _elu(b: GraphBuilder, x: str) -> str:
+    return b.op("Elu", [x], alpha=1.0)
+
+
+def _matmul_1x1(b: GraphBuilder, x: str, spec: ConvSpec, weights: dict[str, np.ndarray]) -> str:
+    """A 1x1 conv on a [1, features] vector (time and space are both 1 there)."""
+    k = np.asarray(weights[spec.kernel_key], np.float32).reshape(spec.in_channels,
+                                                                 spec.out_channels)
+    w = b.initializer(spec.kernel_key, k)
+    bias = b.initializer(spec.bias_key, np.asarray(weights[spec.bias_key], np.float32))
+    return b.op("Add", [b.op("MatMul", [x, w]), bias])
+
+
+def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
+                 weights: dict[str, np.ndarray]) -> str:
+    """codes [1,Q] (0..1023) -> sum over levels of codebook vectors -> [1, num_features]."""
+    q, v = cfg.rvq_truncation_level, cfg.num_embeddings
+    table = np.asarray(weights[QUANTIZER_KEY], np.float32)[:q].reshape(q * v, cfg.num_features)
+    t = b.initializer(f"{QUANTIZER_KEY}[:{q}]", table)
+    idx = b.op("Add", [codes, b.const(np.arange(q)[None, :] * v)])
+    rows = b.op("Gather", [t, idx], axis=0)                       # [1, Q, F]
+    return b.op("ReduceSum", [rows, b.const([1])], keepdims=0)    # [1, F]
+
+
+def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onnx.ModelProto:
+    """Streaming SpectroStream decoder: ``codes`` int64 [1,12] -> ``audio`` float [1,1920,2].
+
+    ``weights`` are keyed by checkpoint names (``params/soundstream/...``). The output is the
+    raw decoder waveform (before upstream's 0.5 gain); all conv and overlap-add state is
+    explicit ``past.*``/``present.*`` I/O, zeros initially.
+    """
+    check_tensors(weights, decoder_tensor_shapes(cfg), "codec decoder")
+    layout = decoder_layout(cfg)
+    b = GraphBuilder("spectrostream_decoder")
+    codes = b.add_input(io_names.CODES, TensorProto.INT64, [1, cfg.rvq_truncation_level])
+
+    x = _embed_codes(b, codes, cfg, weights)
+    first, b1, b2 = layout.input_convs
+    body = _matmul_1x1(b, x, first, weights)
+    short = _matmul_1x1(b, _elu(b, _matmul_1x1(b, x, b1, weights)), b2, weights)
+    x = b.op("Add", [body, short])                                 # [1, bins*C]
+    c, f = layout.proj_channels, layout.input_bins
+    x = b.op("Transpose", [b.reshape(x, [1, f, c])], perm=[0, 2, 1])
+    x = b.reshape(x, [1, c, 1, f])
+    shape = (1, c, 1, f)
+
+    splits = cfg.channel_splits
+    grouped = False
+    for block in layout.blocks:
+        if block.grouped and not grouped:
+            _n, ch, t, fr = shape
+            shape = (splits, ch // splits, t, fr)
+            x = b.reshape(x, list(shape))
+            grouped = True
+        h, hshape = x, shape
+        if block.up is not None:
+            h, hshape = streaming_conv_transpose_polyphase(b, _elu(b, h), block.up.key,
+                                                 weights, hshape, block.up.strides)
+        for conv in block.convs:
+            h, hshape = streaming_conv(b, _elu(b, h), conv.key, weights, hshape)
+        s, sshape = x, shape
+        if block.shortcut is not None:
+            s, sshape = streaming_conv(b, s, block.shortcut.key, weights, sshape)
+        if block.up is not None:
+            s, sshape = upsample_nearest(b, s, sshape, block.up.strides)
+        if sshape != hshape:
+            raise AssertionError(f"{block.name}: body {hshape} vs shortcut {sshape}")
+        x, shape = b.op("Add", [h, s]), hshape
+    if not grouped:
+        raise NotImplementedError("decoder without channel recombination")
+    x, shape = streaming_conv(b, _elu(b, x), layout.output_conv.key, weights, shape)
+    g, reim, t, bins = shape                        # [2 audio ch, re/im, T, bins]
+    if (g * reim, bins) != (cfg.num_channels, cfg.num_bins):
+        raise AssertionError(f"decoder output {shape}")
+
+    # Inverse STFT. Upstream's Lookahead masks the first call's frames (zeros before OLA).
+    started = b.state(STARTED, (1,))
+    b.set_present(STARTED, b.const([1.0], np.float32))
+    spec = b.reshape(b.op("Transpose", [x], perm=[0, 2, 1, 3]), [g, t, reim * bins])
+    basis = b.initializer("istft/windowed_irfft_basis", inverse_stft_basis(
+        cfg.stft_frame_length, cfg.stft_frame_step, cfg.stft_fft_length, cfg.num_bins))
+    frames = b.op("Mul", [b.op("MatMul", [spec, basis]), started])  # [g, T, frame_length]
+    hop, flen = cfg.stft_frame_step, cfg.stft_frame_length
+    if flen != 2 * hop:
+        raise NotImplementedError("overlap-add assumes frame_length == 2 * frame_step")
+    head = b.slice(frames, 2, 0, hop)
+    tail = b.slice(frames, 2, hop, flen)
+    past = b.state(OLA, (g, 1, hop))
+    prev_tails = b.op("Concat", [past, b.slice(tail, 1, 0, t - 1)], axis=1)
+    b.set_present(OLA, b.slice(tail, 1, t - 1, t))
+    audio = b.op("Add", [head, prev_tails])                        # [g, T, hop]
+    audio = b.op("Transpose", [b.reshape(audio, [g, t * hop])], perm=[1, 0])
+    audio = b.reshape(audio, [1, t * hop, g])
+    b.add_output(audio, io_names.AUDIO, TensorProto.FLOAT, [1, cfg.samples_per_frame,
+                                                            cfg.audio_channels])
+    return b.model(doc=f"SpectroStream streaming decoder ({cfg.name}); see onnx_export/"
+                       "spectrostream.py")
+

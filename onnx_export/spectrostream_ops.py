@@ -1,0 +1,364 @@
+"""A small private ONNX graph builder with the streaming ops the SpectroStream graphs need.
+
+Tensors are NCHW with H = time (STFT frames) and W = frequency bins. Every streaming op keeps
+its state as a ``past.<name>``/``present.<name>`` pair of fixed shape (zeros initially).
+Conv kernels arrive in upstream's HWIO layout (time, freq, in, out) and are stored converted,
+under their checkpoint key.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from bridge import io_names
+
+OPSET = 17
+
+
+class GraphBuilder:
+    """Collects nodes, initializers and graph I/O; hands out unique value names."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self._states: list[tuple[str, tuple[int, ...], int]] = []
+        self._count = 0
+
+    def _fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def initializer(self, name: str, array: np.ndarray) -> str:
+        if name not in self.initializers:
+            self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return name
+
+    def const(self, array: np.ndarray | list, dtype: type = np.int64) -> str:
+        arr = np.asarray(array, dtype=dtype)
+        return self.initializer(self._fresh("const"), arr)
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
+        out = self._fresh(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def op_to(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+    def op_multi(self, op_type: str, inputs: list[str], n_out: int, **attrs) -> list[str]:
+        name = self._fresh(op_type.lower())
+        outs = [f"{name}:{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=name, **attrs))
+        return outs
+
+    def add_input(self, name: str, elem_type: int, shape: list[int]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+        return name
+
+    def add_output(self, value: str, name: str, elem_type: int, shape: list[int]) -> None:
+        self.op_to("Identity", [value], name)
+        self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+
+    def state(self, name: str, shape: tuple[int, ...], elem_type: int = TensorProto.FLOAT) -> str:
+        """Declare streaming state ``name``; returns the ``past.<name>`` input."""
+        if any(s[0] == name for s in self._states):
+            raise ValueError(f"duplicate state name {name!r}")
+        self._states.append((name, tuple(shape), elem_type))
+        return self.add_input(io_names.past(name), elem_type, list(shape))
+
+    def set_present(self, name: str, value: str) -> None:
+        for sname, shape, et in self._states:
+            if sname == name:
+                self.add_output(value, io_names.present(name), et, list(shape))
+                return
+        raise KeyError(name)
+
+    def model(self, doc: str = "") -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs,
+                                  list(self.initializers.values()))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                  producer_name="magenta-rt-bridge")
+        model.ir_version = 9  # ORT >= 1.16 reads it; newer onnx writes a newer default
+        model.doc_string = doc
+        onnx.checker.check_model(model)
+        return model
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def slice(self, x: str, axis: int, start: int, end: int) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+
+    def reshape(self, x: str, shape: list[int]) -> str:
+        return self.op("Reshape", [x, self.const(shape)])
+
+
+def state_name_for(key: str) -> str:
+    """``params/soundstream/decoder/decoder_1/conv2d_3x3/conv`` -> ``decoder.decoder_1.conv2d_3x3``."""
+    parts = key.split("/")
+    if parts[0] == "params":
+        parts = parts[1:]
+    if parts and parts[0] == "soundstream":
+        parts = parts[1:]
+    if parts and parts[-1] == "conv":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def conv_weight(b: GraphBuilder, key: str, weights: dict[str, np.ndarray],
+                transpose: bool) -> tuple[str, str]:
+    """Store a HWIO kernel as OIHW (Conv) or flipped IOHW (ConvTranspose) plus its bias."""
+    k = np.asarray(weights[key + "/kernel"], np.float32)
+    if transpose:
+        # Upstream's transpose conv is a correlation over the zero-stuffed input (lhs dilation);
+        # ONNX ConvTranspose scatters, so the kernel is flipped in both spatial axes.
+        w = k[::-1, ::-1].transpose(2, 3, 0, 1)
+    else:
+        w = k.transpose(3, 2, 0, 1)
+    wn = b.initializer(key + "/kernel", w)
+    bn = b.initializer(key + "/bias", np.asarray(weights[key + "/bias"], np.float32))
+    return wn, bn
+
+
+def same_freq_padding(kernel: int, stride: int) -> tuple[int, int]:
+    """Upstream conv2d()'s explicit frequency padding for a strided/unit conv."""
+    pad = max(kernel - stride, 0)
+    return pad // 2, pad - pad // 2
+
+
+def streaming_conv(b: GraphBuilder, x: str, key: str, weights: dict[str, np.ndarray],
+                   shape: tuple[int, int, int, int], stride_f: int = 1) -> tuple[str, tuple]:
+    """Causal (in time) Conv2D with time stride 1; ``shape`` is x's [N, C, T, F].
+
+    past (kt-1 frames of x) ++ x  ->  Conv(valid in time, upstream's padding in freq)
+    """
+    n, c, t, f = shape
+    kernel = np.shape(weights[key + "/kernel"])
+    kt, kf, _, cout = kernel
+    w, bias = conv_weight(b, key, weights, transpose=False)
+    pf = same_freq_padding(kf, stride_f)
+    if kt > 1:
+        name = state_name_for(key)
+        past = b.state(name, (n, c, kt - 1, f))
+        x = b.op("Concat", [past, x], axis=2)
+        b.set_present(name, b.slice(x, 2, t, t + kt - 1))
+    y = b.op("Conv", [x, w, bias], kernel_shape=[kt, kf], strides=[1, stride_f],
+             pads=[0, pf[0], 0, pf[1]])
+    f_out = (f + pf[0] + pf[1] - kf) // stride_f + 1
+    return y, (n, cout, t, f_out)
+
+
+def _transpose_same_padding(kernel: int, stride: int) -> int:
+    """Left padding of upstream's 'same' transpose conv (over the zero-stuffed input)."""
+    pad_amount = kernel + stride - 2
+    if stride > kernel - 1:
+        return kernel - 1
+    return math.ceil(pad_amount / 2)
+
+
+def streaming_conv_transpose(b: GraphBuilder, x: str, key: str, weights: dict[str, np.ndarray],
+                             shape: tuple[int, int, int, int], strides: tuple[int, int]
+                             ) -> tuple[str, tuple]:
+    """Causal (in time) transpose Conv2D, overlap-adding its tail across calls.
+
+          x --ConvTranspose(no bias)--> y [T*st + kt-st rows]
+          y[:kt-st] += past            (partial sums left by the previous call)
+          out = y[:T*st] + bias ;  present = y[T*st:]
+    """
+    n, _c, t, f = shape
+    kt, kf, _, cout = np.shape(weights[key + "/kernel"])
+    st, sf = strides
+    w, bias = conv_weight(b, key, weights, transpose=True)
+    pl = _transpose_same_padding(kf, sf)
+    crop_begin, crop_end = kf - 1 - pl, pl + 1 - sf
+    if crop_begin < 0 or crop_end < 0:
+        raise NotImplementedError(f"{key}: frequency padding {pl} not supported")
+    y = b.op("ConvTranspose", [x, w], kernel_shape=[kt, kf], strides=[st, sf],
+             pads=[0, crop_begin, 0, crop_end])
+    rows, f_out = t * st, f * sf
+    bw = max(kt - st, 0)
+    if bw:
+        name = state_name_for(key)
+        past = b.state(name, (n, cout, bw, f_out))
+        padded = b.op("Pad", [past, b.const([0, 0, 0, 0, 0, 0, rows + kt - st - bw, 0])])
+        y = b.op("Add", [y, padded])
+        b.set_present(name, b.slice(y, 2, rows, rows + bw))
+        y = b.slice(y, 2, 0, rows)
+    y = b.op("Add", [y, b.reshape(bias, [1, cout, 1, 1])])
+    return y, (n, cout, rows, f_out)
+
+
+def upsample_nearest(b: GraphBuilder, x: str, shape: tuple[int, int, int, int],
+                     rate: tuple[int, int]) -> tuple[str, tuple]:
+    """Repeat each time frame rate[0] times and each bin rate[1] times.
+
+    ``Resize`` (nearest, asymmetric, floor: out[i] = in[i // rate], exact) runs ~15x faster in
+    ORT's CPU provider than the equivalent Reshape/Expand/Reshape broadcast.
+    """
+    n, c, t, f = shape
+    out = (n, c, t * rate[0], f * rate[1])
+    if tuple(rate) == (1, 1):
+        return x, out
+    scales = b.initializer(b._fresh("const"), np.array([1, 1, *rate], np.float32))
+    y = b.op("Resize", [x, "", scales], mode="nearest",
+             coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return y, out
+
+
+def inverse_stft_basis(frame_length: int, frame_step: int, fft_length: int,
+                       num_bins: int) -> np.ndarray:
+    """[2*num_bins, frame_length] matrix: (re bins ++ im bins) -> windowed IRFFT frame.
+
+    Bins past ``num_bins`` (upstream pads the Nyquist bin) are zero; the imaginary part of
+    the DC bin is ignored by a real inverse FFT. The synthesis window is upstream's
+    ``inverse_stft_window_fn(frame_step, hann_window)``.
+    """
+    n = np.arange(fft_length)
+    k = np.arange(num_bins)
+    theta = 2.0 * np.pi * np.outer(k, n) / fft_length
+    scale = np.where(k == 0, 1.0, 2.0)[:, None] / fft_length
+    if 2 * (num_bins - 1) >= fft_length:
+        raise ValueError("num_bins must stay below the Nyquist bin")
+    re = np.cos(theta) * scale
+    im = -np.sin(theta) * scale
+    im[0] = 0.0
+    basis = np.concatenate([re, im], axis=0)[:, :frame_length]
+    # periodic Hann, then Griffin-Lim normalisation (eq. 7) as upstream.
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(frame_length) / frame_length)
+    overlaps = -(-frame_length // frame_step)
+    denom = np.pad(window ** 2, (0, overlaps * frame_step - frame_length))
+    denom = denom.reshape(overlaps, frame_step).sum(0)
+    denom = np.tile(denom, overlaps)[:frame_length]
+    synth = np.where(denom == 0.0, 0.0, window / np.where(denom == 0.0, 1.0, denom))
+    return (basis * synth[None, :]).astype(np.float32)
+
+
+
+def polyphase_transpose_kernels(w: np.ndarray, strides: tuple[int, int],
+                                crop_f: tuple[int, int]
+                                ) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """Rewrite an ONNX ConvTranspose kernel as regular Convs with stacked phase kernels.
+
+    ``w`` is ConvTranspose's [Cin, Cout, kt, kf] (scatter form, already flipped), ``strides``
+    (st, sf), ``crop_f`` its (begin cb, end) frequency pads; no time padding (the causal tail
+    is carried across calls). Output phase (pt, pf) of input cell (q, r) is ConvTranspose's
+    output (q*st + pt, r*sf + pf); it reads input rows q-mt+1..q and bins r+d::
+
+        y[q*st + pt, r*sf + pf] = sum_{m, d} x[q - m, r + d] * w[pt + m*st, pf + cb - d*sf]
+
+    Frequency phases whose offsets d cover the same window share one Conv, so no tap is a
+    structural zero (a single stacked Conv would waste 1.5x the FLOPs on the decoder's 4/2
+    and 6/3 kernels). Returns, per group of consecutive frequency phases, the Conv kernel
+    [n_pf*st*Cout, Cin, mt, width] (output channels ordered pf, pt, co; time taps oldest
+    first, valid over mt-1 rows of input history ++ the new rows) and its frequency pads
+    (begin, end), which keep the width at F.
+    """
+    cin, cout, kt, kf = w.shape
+    st, sf = strides
+    cb, ce = crop_f
+    if kf - cb - ce != sf:
+        raise ValueError(f"frequency crop {crop_f} does not give F*{sf} bins for kernel {kf}")
+    mt = -(-kt // st)
+    wt = np.asarray(w, np.float32).transpose(1, 0, 2, 3)        # [Cout, Cin, kt, kf]
+    windows = []
+    for pf in range(sf):
+        ds = [d for d in range(-kf, kf + 1) if 0 <= pf + cb - d * sf < kf]
+        windows.append((min(min(ds), 0), max(max(ds), 0)))     # pads must stay >= 0
+    groups: list[list[int]] = []
+    for pf in range(sf):
+        if groups and windows[groups[-1][0]] == windows[pf]:
+            groups[-1].append(pf)
+        else:
+            groups.append([pf])
+    out = []
+    for phases in groups:
+        dmin, dmax = windows[phases[0]]
+        wc = np.zeros((len(phases), st, cout, cin, mt, dmax - dmin + 1), np.float32)
+        for i, pf in enumerate(phases):
+            for pt in range(st):
+                for m in range(mt):
+                    for j in range(dmax - dmin + 1):
+                        kti, kfi = pt + m * st, pf + cb - (j + dmin) * sf
+                        if kti < kt and 0 <= kfi < kf:
+                            wc[i, pt, :, :, mt - 1 - m, j] = wt[:, :, kti, kfi]
+        out.append((wc.reshape(-1, cin, mt, dmax - dmin + 1), (-dmin, dmax)))
+    return out
+
+
+def depth_to_time_freq(b: GraphBuilder, y: str, shape: tuple[int, int, int, int],
+                       strides: tuple[int, int]) -> tuple[str, tuple]:
+    """[N, sf*st*C, T, F] (channels ordered pf, pt, c) -> [N, C, T*st, F*sf] (sub-pixel shuffle)."""
+    n, cs, t, f = shape
+    st, sf = strides
+    c = cs // (st * sf)
+    out = (n, c, t * st, f * sf)
+    if st == 1 and sf == 1:
+        return y, out
+    if st == 1:
+        y = b.op("Transpose", [b.reshape(y, [n, sf, c, t, f])], perm=[0, 2, 3, 4, 1])
+    elif sf == 1:
+        y = b.op("Transpose", [b.reshape(y, [n, st, c, t, f])], perm=[0, 2, 3, 1, 4])
+    else:
+        y = b.op("Transpose", [b.reshape(y, [n, sf, st, c, t, f])], perm=[0, 3, 4, 2, 5, 1])
+    return b.reshape(y, list(out)), out
+
+
+def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
+                                       weights: dict[str, np.ndarray],
+                                       shape: tuple[int, int, int, int],
+                                       strides: tuple[int, int]) -> tuple[str, tuple]:
+    """Same output as ``streaming_conv_transpose``, as regular Convs plus a sub-pixel shuffle.
+
+          past (mt-1 rows of x) ++ x --Conv per phase group (+bias)--> Concat on channels
+            [N, sf*st*Cout, T, F] --Reshape/Transpose/Reshape--> [N, Cout, T*st, F*sf]
+
+    ORT's CPU ConvTranspose is GEMM + col2im without NCHWc blocking; as Convs it runs at
+    ORT's NCHWc conv speed with the same FLOPs. The state is the last mt-1 = ceil(kt/st)-1
+    input rows (zeros initially, equivalent to the scatter form's zero partial sums), so the
+    streamed output is the same as ``streaming_conv_transpose``'s.
+    """
+    n, c, t, f = shape
+    kt, kf, _, cout = np.shape(weights[key + "/kernel"])
+    st, sf = strides
+    k = np.asarray(weights[key + "/kernel"], np.float32)
+    w_t = k[::-1, ::-1].transpose(2, 3, 0, 1)                   # as conv_weight(transpose=True)
+    pl = _transpose_same_padding(kf, sf)
+    crop = (kf - 1 - pl, pl + 1 - sf)
+    if min(crop) < 0:
+        raise NotImplementedError(f"{key}: frequency padding {pl} not supported")
+    groups = polyphase_transpose_kernels(w_t, strides, crop)
+    mt = groups[0][0].shape[2]
+    bias = np.asarray(weights[key + "/bias"], np.float32)
+    if mt > 1:
+        name = state_name_for(key)
+        past = b.state(name, (n, c, mt - 1, f))
+        x = b.op("Concat", [past, x], axis=2)
+        b.set_present(name, b.slice(x, 2, t, t + mt - 1))
+    # Stored under the checkpoint keys (a re-layout of those tensors, like conv_weight's); with
+    # several phase groups of one kernel size, as one tensor that a constant Split divides
+    # (ORT folds it at session start).
+    kernels = [wc for wc, _ in groups]
+    biases = [np.tile(bias, wc.shape[0] // cout) for wc in kernels]
+    if len({wc.shape[1:] for wc in kernels}) == 1:
+        wn = b.initializer(key + "/kernel", np.concatenate(kernels))
+        bn = b.initializer(key + "/bias", np.concatenate(biases))
+        if len(groups) > 1:
+            sizes = b.const([wc.shape[0] for wc in kernels])
+            ws = b.op_multi("Split", [wn, sizes], len(groups), axis=0)
+            bs = b.op_multi("Split", [bn, sizes], len(groups), axis=0)
+        else:
+            ws, bs = [wn], [bn]
+    else:
+        ws = [b.initializer(f"{key}/kernel[phase_group{i}]", wc) for i, wc in enumerate(kernels)]
+        bs = [b.initializer(f"{key}/bias[phase_group{i}]", bi) for i, bi in enumerate(biases)]
+    ys = [b.op("Conv", [x, w, bi], kernel_shape=list(wc.shape[2:]), pads=[0, pb, 0, pe])
+          for (wc, (pb, pe)), w, bi in zip(groups, ws, bs)]
+    y = ys[0] if len(ys) == 1 else b.op("Concat", ys, axis=1)
+    return depth_to_time_freq(b, y, (n, cout * st * sf, t, f), strides)
