@@ -76,7 +76,7 @@ class StatefulSession:
 
     def __init__(self, session: ort.InferenceSession, name: str = "") -> None:
         self.session = session
-        self.name = name or Path(session._model_path).stem if hasattr(session, "_model_path") else name
+        self.name = name or "graph"
         self._state_specs: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.input_names: list[str] = []
         for inp in session.get_inputs():

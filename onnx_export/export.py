@@ -136,4 +136,4 @@ def package_digest(out_dir: Path) -> str:
     return h.hexdigest()
 
 
-_ = np  # numpy is used by builders through weights
+

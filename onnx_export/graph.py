@@ -83,12 +83,14 @@ class GraphBuilder:
            outputs: int = 1, domain: str = "", **attrs) -> str:
         out = [name or self.fresh(op_type.lower())]
         out += [self.fresh(op_type.lower()) for _ in range(outputs - 1)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), out, domain=domain or None, **attrs))
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), out, name=f"n_{out[0]}", domain=domain or None, **attrs)
+        )
         return out[0] if outputs == 1 else out  # type: ignore[return-value]
 
     def multi(self, op_type: str, inputs: Sequence[str], outputs: int, **attrs) -> list[str]:
         names = [self.fresh(op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=f"n_{names[0]}", **attrs))
         return names
 
     def matmul(self, x: str, w: str) -> str:

@@ -1,14 +1,66 @@
-"""`mrt-bridge bench` (not yet implemented)."""
+"""`mrt-bridge bench`: per-frame latency of the full frame step, and quality against a reference."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="(not yet implemented)")
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the frame step (p50/p95/p99 per frame, real-time factor, per stage)",
+        description=(
+            "Stream frames through the full frame step (encoder, temporal step, depth decoder with "
+            "sampling, codec decode) and report p50/p95/p99/max milliseconds per 40 ms frame, the "
+            "real-time factor and a per-stage breakdown. Optionally compare quality against a "
+            "reference package (e.g. the fp32 export of the same checkpoint) and speed against "
+            "upstream's JAX implementation on the same checkpoint."
+        ),
+    )
+    p.add_argument("--model", type=Path, help="model package (default: the bundled synthetic model)")
+    p.add_argument("--frames", type=int, default=200, help="measured frames (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help="unmeasured frames first (default 20)")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: min(cores, 4))")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--against", type=Path, metavar="REF_PKG",
+                   help="reference package for quality figures (argmax agreement, logit error)")
+    p.add_argument("--compare-upstream", action="store_true",
+                   help="also time upstream's JAX streaming step on --checkpoint (needs MRT_ORACLE_PYTHON)")
+    p.add_argument("--checkpoint", type=Path, help="source checkpoint, for --compare-upstream")
+    p.add_argument("--upstream-compute", default="bfloat16", choices=["bfloat16", "float32"],
+                   help="upstream's compute dtype for --compare-upstream (its default: bfloat16)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise RuntimeError("not yet implemented")
+    from bridge import bench
+    from bridge.engine import Engine
+    from bridge.synthetic import NOTICE, bundled_package
+
+    if args.frames < 1 or args.warmup < 0:
+        raise ValueError("--frames must be >= 1 and --warmup >= 0")
+    model = args.model or bundled_package()
+    engine = Engine(model, args.provider, threads=args.threads, seed=0)
+    if engine.is_synthetic and not args.json:
+        print(NOTICE)
+    result = bench.run_bench(engine, args.frames, args.warmup)
+    if args.against:
+        ref = Engine(args.against, args.provider, threads=args.threads, decode_audio=False)
+        engine.reset(seed=0)
+        result["quality"] = {"reference": str(args.against), **bench.compare_quality(engine, ref)}
+    if args.compare_upstream:
+        if args.checkpoint is None:
+            raise ValueError("--compare-upstream needs --checkpoint (the checkpoint the package came from)")
+        if engine.package.size not in ("mrt2_small", "mrt2_base"):
+            raise ValueError("--compare-upstream needs a package of a published size (mrt2_small or mrt2_base)")
+        result["upstream"] = bench.run_upstream(
+            args.checkpoint, engine.package.size, min(args.frames, 50), min(args.warmup, 5), args.upstream_compute
+        )
+        result["upstream_ratio_p50"] = round(result["upstream"]["p50_ms"] / result["p50_ms"], 2)
+    if args.json:
+        bench.main_json(result)
+    else:
+        print(bench.format_report(result))
+    return 0

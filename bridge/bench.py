@@ -1,0 +1,170 @@
+"""Frame-step benchmark and quality comparison of model packages.
+
+Timing: stream warm-up + N frames through the full frame step (encoder,
+temporal step, depth decoder with sampling, codec decode) at upstream's
+default sampling settings, and report per-stage and total percentiles.
+
+Quality (``--against REF``): the reference package decodes greedily; the
+package under test is teacher-forced with the reference's tokens so errors do
+not compound, and we report per-level argmax agreement and logit error, plus
+how long free-running greedy decoding stays token-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .conditioning import Conditioning
+from .engine import Engine
+
+FRAME_MS = 40.0
+STAGES = ("encoder", "temporal", "depth", "codec", "total")
+
+
+def _pct(values: list[float]) -> dict:
+    a = np.asarray(values, np.float64)
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p95_ms": round(float(np.percentile(a, 95)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+        "mean_ms": round(float(a.mean()), 3),
+    }
+
+
+def bench_conditioning(i: int) -> np.ndarray:
+    """A moving conditioning (style, a held note, drums) so nothing is trivially cached."""
+    notes = np.full(128, -1)
+    notes[60 + (i // 25) % 12] = 2 if i % 25 == 0 else 1
+    return Conditioning(style_tokens=(np.arange(12) * 83 + i // 50) % 1024, notes=notes, drums=1).to_vector()
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def run_bench(engine: Engine, frames: int = 200, warmup: int = 20) -> dict:
+    timings: dict[str, list[float]] = {s: [] for s in STAGES}
+    for i in range(warmup + frames):
+        f = engine.step(bench_conditioning(i))
+        if i >= warmup:
+            for s in STAGES:
+                timings[s].append(f.timings_ms[s])
+    total = _pct(timings["total"])
+    import onnxruntime as ort
+
+    return {
+        **total,
+        "rtf": round(total["mean_ms"] / FRAME_MS, 4),
+        "x_realtime_p50": round(FRAME_MS / total["p50_ms"], 2),
+        "stages": {s: _pct(timings[s]) for s in STAGES if s != "total"},
+        "frames": frames,
+        "warmup": warmup,
+        "size": engine.package.size,
+        "precision": engine.package.precision,
+        "synthetic": engine.is_synthetic,
+        "provider": engine.provider,
+        "onnxruntime": ort.__version__,
+        "machine": machine(),
+    }
+
+
+def compare_quality(test: Engine, reference: Engine, frames: int = 100) -> dict:
+    """Token agreement and logit error of ``test`` against ``reference`` (greedy, teacher-forced)."""
+    agree, max_err, mean_err = [], 0.0, []
+    ref_frames = []
+    for i in range(frames):
+        r = reference.step(bench_conditioning(i), 1.0, 1)
+        t = test.step(bench_conditioning(i), 1.0, 1, forced_tokens=r.tokens)
+        ref_frames.append(r.tokens)
+        agree.append(t.logits.argmax(-1) == r.logits.argmax(-1))
+        diff = np.abs(t.logits - r.logits)
+        max_err = max(max_err, float(diff.max()))
+        mean_err.append(float(diff.mean()))
+    agree = np.stack(agree)
+    reference.reset()
+    test.reset()
+    same = 0
+    for i in range(frames):
+        if (test.step(bench_conditioning(i), 1.0, 1).tokens != ref_frames[i]).any():
+            break
+        same += 1
+    return {
+        "frames": frames,
+        "argmax_agreement": round(float(agree.mean()), 4),
+        "argmax_agreement_per_level": [round(float(x), 3) for x in agree.mean(axis=0)],
+        "logit_max_abs_err": round(max_err, 4),
+        "logit_mean_abs_err": round(float(np.mean(mean_err)), 5),
+        "greedy_identical_frames": same,
+    }
+
+
+def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute: str) -> dict:
+    """Time upstream's JAX streaming step in the oracle interpreter ($MRT_ORACLE_PYTHON)."""
+    python = os.environ.get("MRT_ORACLE_PYTHON")
+    if not python:
+        raise RuntimeError(
+            "--compare-upstream needs the upstream oracle: set MRT_ORACLE_PYTHON to a Python with "
+            "'magenta-rt[jax]==2.0.3' installed (see README, 'Benchmarks')"
+        )
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "upstream_step.py"
+    if not script.is_file():
+        raise RuntimeError(f"{script} is missing (run from a source checkout for --compare-upstream)")
+    proc = subprocess.run(
+        [python, str(script), "--size", size, "--checkpoint", str(checkpoint),
+         "--frames", str(frames), "--warmup", str(warmup), "--compute", compute],
+        capture_output=True, text=True, timeout=3600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"upstream benchmark failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def format_report(result: dict) -> str:
+    lines = [
+        f"model {result['size']} ({result['precision']}{', synthetic' if result['synthetic'] else ''}) "
+        f"on {result['provider']}, {result['machine']['cores']} cores ({result['machine']['cpu']}), "
+        f"onnxruntime {result['onnxruntime']}",
+        f"{result['frames']} frames after {result['warmup']} warm-up",
+        f"{'stage':<10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}  (ms per 40 ms frame)",
+    ]
+    for name, s in [*result["stages"].items(), ("total", result)]:
+        lines.append(f"{name:<10}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}")
+    lines.append(
+        f"real-time factor {result['rtf']:.3f} (mean step / 40 ms; < 1 is faster than real time), "
+        f"{result['x_realtime_p50']:.2f}x real time at p50"
+    )
+    if "quality" in result:
+        q = result["quality"]
+        lines.append(
+            f"quality vs {q['reference']}: argmax agreement {q['argmax_agreement']:.2%} (teacher-forced), "
+            f"logit error max {q['logit_max_abs_err']:.3g} mean {q['logit_mean_abs_err']:.3g}, "
+            f"greedy identical for {q['greedy_identical_frames']}/{q['frames']} frames"
+        )
+    if "upstream" in result:
+        u = result["upstream"]
+        lines.append(
+            f"upstream ({u['impl']}, same machine): p50 {u['p50_ms']:.1f} ms, p99 {u['p99_ms']:.1f} ms "
+            f"-> ours is {u['p50_ms'] / result['p50_ms']:.1f}x faster at p50"
+        )
+    return "\n".join(lines)
+
+
+def main_json(result: dict) -> None:
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
