@@ -37,13 +37,16 @@ def bundled_package() -> Path:
     except PackageError:
         pass
     from onnx_export.export import export_package
-    from onnx_export.synth import write_checkpoint
+    from onnx_export.synth import write_checkpoint, write_codec_encoder
 
     log.info("building the bundled synthetic model in %s (first use only)", root)
+    root.parent.mkdir(parents=True, exist_ok=True)
     ckpt = write_checkpoint(SYNTHETIC_SIZE, SYNTHETIC_SEED, root.parent / f"{root.name}.safetensors")
-    export_package(ckpt, SYNTHETIC_SIZE, root, synthetic=True, progress=False)
+    enc = write_codec_encoder(SYNTHETIC_SIZE, SYNTHETIC_SEED, root.parent / f"{root.name}.encoder.safetensors")
+    export_package(ckpt, SYNTHETIC_SIZE, root, codec_encoder=enc, synthetic=True, progress=False)
     _add_style_encoders(root)
     ckpt.unlink()
+    enc.unlink()
     return root
 
 

@@ -60,10 +60,16 @@ def export_package(
     out_dir: Path,
     precision: str = "fp32",
     *,
+    codec_encoder: Path | None = None,
     synthetic: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Export ``checkpoint`` (upstream layout) as a model package in ``out_dir``."""
+    """Export ``checkpoint`` (upstream layout) as a model package in ``out_dir``.
+
+    ``codec_encoder`` is upstream's ``resources/spectrostream/encoder.safetensors``
+    (``params/encoder/...``); with it the package also gets the streaming codec
+    encoder (audio -> codes), which shares the checkpoint's RVQ codebooks.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     cfg = get_config(size)
@@ -88,6 +94,14 @@ def export_package(
         codec_cfg = spectrostream.codec_config(cfg.codec)
         builders[io.CODEC_DECODER] = lambda: spectrostream.build_codec_decoder(weights, codec_cfg)
         codec_entry = spectrostream.codec_manifest_entry(codec_cfg)
+        if codec_encoder is not None:
+            from . import spectrostream_encoder as sse
+
+            enc_weights = ck.load_tensors(codec_encoder)
+            enc_weights = {k: v for k, v in enc_weights.items() if k.startswith("params/encoder/")}
+            enc_weights.update({k: v for k, v in weights.items() if k.startswith("params/soundstream/quantizer/")})
+            builders[io.CODEC_ENCODER] = lambda: sse.build_codec_encoder(enc_weights, codec_cfg)
+            codec_entry["encoder"] = sse.codec_encoder_manifest_entry(codec_cfg)
     else:
         log.warning("%s has no soundstream/ tensors: package will produce tokens but no audio", checkpoint.name)
 
@@ -111,6 +125,8 @@ def export_package(
         "precision": precision,
         "synthetic": synthetic,
         "source_checkpoint": {"file": checkpoint.name, "sha256": ck.sha256_file(checkpoint)},
+        **({"source_codec_encoder": {"file": Path(codec_encoder).name, "sha256": ck.sha256_file(codec_encoder)}}
+           if codec_encoder is not None and io.CODEC_ENCODER in builders else {}),
         "frame": {"sample_rate": 48000, "samples": 1920, "channels": 2, "tokens": 12, "codebook": 1024},
         "graphs": graphs,
     }

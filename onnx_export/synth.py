@@ -46,6 +46,27 @@ def synth_tensors(size: str, seed: int) -> dict[str, np.ndarray]:
     return tensors
 
 
+def synth_codec_encoder_tensors(size: str, seed: int) -> dict[str, np.ndarray]:
+    """Random ``params/encoder/...`` tensors (upstream's encoder.safetensors layout) for ``size``'s codec.
+
+    The file has no codebooks: the encoder quantizes with the checkpoint's
+    ``params/soundstream/quantizer/embedding``, like upstream.
+    """
+    from . import spectrostream, spectrostream_encoder
+
+    cfg = spectrostream.codec_config(get_config(size).codec)
+    rng = np.random.default_rng(seed + 1)
+    return spectrostream_encoder.synth_spectrostream_encoder_tensors(cfg, rng, include_quantizer=False)
+
+
+def write_codec_encoder(size: str, seed: int, out: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    out = Path(out)
+    save_file(synth_codec_encoder_tensors(size, seed), str(out), metadata={"synthetic": "true"})
+    return out
+
+
 def write_checkpoint(size: str, seed: int, out: Path) -> Path:
     from safetensors.numpy import save_file
 

@@ -24,12 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="package directory to write (replaced if present)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
                    help="fp32 (reference), fp16 (GPU), int8 (CPU: dynamic int8 matmuls). Default fp32")
+    p.add_argument("--codec-encoder", type=Path, metavar="ENCODER.safetensors",
+                   help="upstream resources/spectrostream/encoder.safetensors: also export the codec encoder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from onnx_export.export import export_package
 
-    out = export_package(args.checkpoint, args.size, args.out, args.precision)
+    out = export_package(args.checkpoint, args.size, args.out, args.precision, codec_encoder=args.codec_encoder)
     print(f"wrote model package {out}")
     return 0

@@ -121,8 +121,10 @@ def run_prepare(args: argparse.Namespace) -> int:
         from onnx_export.export import export_package
     except ImportError as exc:
         raise RuntimeError(f"depthformer export is not available: {exc}") from exc
+    encoder = hub_layout.resources_dir() / "spectrostream" / "encoder.safetensors"
     package = Path(export_package(hub_layout.checkpoint_path(args.name), args.name, out,
-                                  precision=args.precision))
+                                  precision=args.precision,
+                                  codec_encoder=encoder if encoder.is_file() else None))
     if not args.skip_musiccoca:
         entry = add_musiccoca_to_package(package, hub_layout.resources_dir())
         record_in_package_manifest(package, entry)
