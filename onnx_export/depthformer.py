@@ -195,43 +195,39 @@ def token_embedding(g: GraphBuilder, tokens: str, dims: int, w: dict) -> str:
     return g.mul(emb, g.const(np.float32(np.sqrt(dims))))
 
 
-def _window_update(g: GraphBuilder, name: str, past: str, new: str, axis: int, window: int) -> str:
-    """concat(past, new) along ``axis``; emit the newest ``window`` entries as present.<name>."""
-    full = g.concat([past, new], axis=axis)
-    kept = g.slice(full, [1], [window + 1], [axis])
-    g.outputs_pending.append((kept, io.present(name)))
-    return full
+def windowed_attention(
+    g: GraphBuilder, hx: str, kv_x: str, name: str, prefix: str, i: int,
+    cfg: DepthformerConfig, w: dict, valid: str,
+) -> str:
+    """Attention of hx over a sliding window of keys/values projected from kv_x (+ sink).
+
+    Keys and values of the newest W frames are state ``<name>_k.i`` / ``<name>_v.i``;
+    this step attends over the W window slots plus the current frame.
+    """
+    t, W = cfg.temporal, cfg.max_past_horizon
+    n, h = t.num_heads, t.dim_per_head
+    attn = f"{prefix}/attention"
+    qs, qr = query_heads(g, hx, attn, t, w)
+    k, v = key_value_heads(g, kv_x, attn, t, w)
+    keys = g.concat([g.state(f"{name}_k.{i}", np.float32, [n, h, W]), k], axis=2)
+    vals = g.concat([g.state(f"{name}_v.{i}", np.float32, [n, W, h]), v], axis=1)
+    g.set_present(f"{name}_k.{i}", g.slice(keys, [1], [W + 1], [2]))
+    g.set_present(f"{name}_v.{i}", g.slice(vals, [1], [W + 1], [1]))
+    return attention_out(g, attend(g, qs, qr, keys, vals, valid, attn, w), prefix, t, w)
 
 
 def temporal_layer(
     g: GraphBuilder, x: str, enc: str, i: int, cfg: DepthformerConfig, w: dict, valid: str
 ) -> str:
-    t = cfg.temporal
-    n, h, W = t.num_heads, t.dim_per_head, cfg.max_past_horizon
+    """Self-attention over past frames, cross-attention over past encoder outputs, FFN."""
     layer = f"{ck.TEMPORAL}/x_layers_{i}"
-
-    def state_in(name: str, shape: list[int]) -> str:
-        g.state_specs.append((name, shape))
-        return g.input(io.past(name), np.float32, shape)
-
-    def self_attn(hx: str) -> str:
-        attn = f"{layer}/self_attention/attention"
-        qs, qr = query_heads(g, hx, attn, t, w)
-        k, v = key_value_heads(g, hx, attn, t, w)
-        keys = _window_update(g, f"self_k.{i}", state_in(f"self_k.{i}", [n, h, W]), k, 2, W)
-        vals = _window_update(g, f"self_v.{i}", state_in(f"self_v.{i}", [n, W, h]), v, 1, W)
-        return attention_out(g, attend(g, qs, qr, keys, vals, valid, attn, w), f"{layer}/self_attention", t, w)
-
-    def cross_attn(hx: str) -> str:
-        attn = f"{layer}/cross_attention/attention"
-        qs, qr = query_heads(g, hx, attn, t, w)
-        k, v = key_value_heads(g, enc, attn, t, w)
-        keys = _window_update(g, f"cross_k.{i}", state_in(f"cross_k.{i}", [n, h, W]), k, 2, W)
-        vals = _window_update(g, f"cross_v.{i}", state_in(f"cross_v.{i}", [n, W, h]), v, 1, W)
-        return attention_out(g, attend(g, qs, qr, keys, vals, valid, attn, w), f"{layer}/cross_attention", t, w)
-
-    x = residual_attention(g, x, f"{layer}/self_attention", w, self_attn)
-    x = residual_attention(g, x, f"{layer}/cross_attention", w, cross_attn)
+    for name, source in (("self", None), ("cross", enc)):
+        prefix = f"{layer}/{name}_attention"
+        x = residual_attention(
+            g, x, prefix, w,
+            lambda hx, name=name, source=source, prefix=prefix: windowed_attention(
+                g, hx, source or hx, name, prefix, i, cfg, w, valid),
+        )
     return ffn(g, x, f"{layer}/ffn", w)
 
 
@@ -243,20 +239,14 @@ def _window_valid(g: GraphBuilder, step: str, window: int) -> str:
 
 def add_temporal(g: GraphBuilder, cfg: DepthformerConfig, w: dict, prev_tokens: str, encoded: str) -> str:
     """Temporal step on an existing builder; returns temporal_out [1, Dt]."""
-    g.state_specs, g.outputs_pending = [], []
     dims = cfg.temporal.model_dims
-    step = g.input(io.past("step"), np.int64, [1])
-    g.state_specs.append(("step", [1]))
+    step = g.state("step", np.int64, [1])
     valid = _window_valid(g, step, cfg.max_past_horizon)
     emb = token_embedding(g, prev_tokens, dims, w)  # [1, 12, D]
     x = g.op("ReduceMean", [emb], axes=[1], keepdims=0)  # [1, D]
     for i in range(cfg.temporal.num_layers):
         x = temporal_layer(g, x, encoded, i, cfg, w, valid)
-    g.output(g.add(step, g.const([1], np.int64)), io.present("step"), np.int64, [1])
-    for value, name in g.outputs_pending:
-        key = io.state_name(name)
-        shape = dict(g.state_specs)[key]
-        g.output(value, name, np.float32, shape)
+    g.set_present("step", g.add(step, g.const([1], np.int64)))
     return x
 
 
@@ -282,7 +272,6 @@ def add_depth(
     logits of level k's slice only -> soft cap -> top-k -> Gumbel-max.
     """
     t, dp = cfg.temporal, cfg.depth
-    n, h = dp.num_heads, dp.dim_per_head
     kernel = w[f"{ck.DEPTH}/to_logits/kernel"]
     bias = w[f"{ck.DEPTH}/to_logits/bias"]
     k_clip = g.op("Clip", [top_k, g.const([1], np.int64), g.const([CODEBOOK_SIZE], np.int64)])

@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from bridge import io_names
+
 OPSET = 17
 
 _NP_TO_ONNX = {
@@ -41,6 +43,7 @@ class GraphBuilder:
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._const_cache: dict[tuple, str] = {}
         self._counter = 0
+        self._states: dict[str, tuple[type, list[int]]] = {}
 
     # -- naming -------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -57,6 +60,19 @@ class GraphBuilder:
             self.op("Identity", [value], name=name)
         self.outputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
         return name
+
+    # -- streaming state ----------------------------------------------------
+    def state(self, name: str, dtype: type, shape: Sequence[int]) -> str:
+        """Declare streaming state ``name``; returns its ``past.<name>`` input."""
+        if name in self._states:
+            raise ValueError(f"duplicate state name {name!r}")
+        self._states[name] = (dtype, list(shape))
+        return self.input(io_names.past(name), dtype, shape)
+
+    def set_present(self, name: str, value: str) -> None:
+        """Emit ``value`` as ``present.<name>`` (same dtype and shape as the past input)."""
+        dtype, shape = self._states[name]
+        self.output(value, io_names.present(name), dtype, shape)
 
     # -- constants and weights ----------------------------------------------
     def weight(self, name: str, array: np.ndarray) -> str:

@@ -7,7 +7,9 @@ Usage::
 
 Sets ``JACK_DEFAULT_SERVER`` and ``JACK_NO_AUDIO_RESERVATION`` in
 ``os.environ`` for the duration, so in-process clients (JACK-Client, rtmidi
-JACK API) and subprocesses find the private server.
+JACK API) and subprocesses find the private server. jackd's output goes to
+a temporary log file (never an unread pipe, which a chatty jackd could fill
+and block on); its tail is part of any start-up error.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+
+def _tail(log, chars: int = 2000) -> str:
+    log.flush()
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip()
+    return text[-chars:] or "(jackd wrote nothing)"
 
 
 def _server_up(name: str, env: dict[str, str]) -> bool:
@@ -37,22 +47,35 @@ def jack_server(rate: int = 48000, period: int = 1024, timeout: float = 10.0) ->
         pytest.skip("jackd not installed (Debian: apt-get install -y jackd2)")
     name = f"mrt-test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
-    proc = subprocess.Popen(
-        [jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION",
-                                            "JACK_NO_START_SERVER")}
+    with tempfile.TemporaryFile(prefix=f"{name}-", suffix=".log") as log:
+        proc = subprocess.Popen(
+            [jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield from _serve(proc, log, name, env, timeout)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _serve(proc: subprocess.Popen, log, name: str, env: dict[str, str], timeout: float) -> Iterator[str]:
+    """Wait for the server, point this process's JACK clients at it, yield its name, restore."""
+    end = time.monotonic() + timeout
+    while not _server_up(name, env):
+        if proc.poll() is not None:
+            pytest.skip(f"jackd -d dummy failed to start (exit {proc.returncode}); its log:\n{_tail(log)}")
+        if time.monotonic() > end:
+            pytest.fail(f"jackd -d dummy did not come up within {timeout:g} s; its log:\n{_tail(log)}")
+        time.sleep(0.1)
+    keys = ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION", "JACK_NO_START_SERVER")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
     try:
-        end = time.monotonic() + timeout
-        while not _server_up(name, env):
-            if proc.poll() is not None:
-                out = proc.stdout.read() if proc.stdout else ""
-                pytest.skip(f"jackd -d dummy failed to start: {out.strip()[-300:]}")
-            if time.monotonic() > end:
-                pytest.fail(f"jackd -d dummy did not come up within {timeout:g} s")
-            time.sleep(0.1)
-        os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
         yield name
     finally:
         for k, v in saved.items():
@@ -60,9 +83,3 @@ def jack_server(rate: int = 48000, period: int = 1024, timeout: float = 10.0) ->
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -10,7 +10,7 @@ import pytest
 import rtmidi
 
 from bridge import conditioning as cond
-from bridge.control.midi_in import CcTarget, MidiInput, parse_cc_map
+from bridge.control.midi_in import CcTarget, JackClientMidiInput, MidiEventRing, MidiInput, parse_cc_map
 from bridge.control.state import ControlState
 from tests.jack_util import jack_server
 
@@ -126,3 +126,122 @@ def test_parse_cc_map() -> None:
                 {"1": {"param": "slot.9.weight"}}, {"1": {"param": "volume", "max": "x"}}):
         with pytest.raises(ValueError):
             parse_cc_map(bad)
+
+
+def test_midi_event_ring_is_bounded_and_counts_losses() -> None:
+    ring = MidiEventRing(capacity=4)
+    assert ring.pop() is None
+    for i in range(6):  # two more than fit
+        ring.push(bytes([0x90, 60 + i, 100]))
+    assert len(ring) == 4 and ring.dropped == 2
+    assert [ring.pop() for _ in range(2)] == [[0x90, 60, 100], [0x90, 61, 100]]
+    assert ring.push(bytearray([0xC0, 5])) and ring.push(memoryview(bytes([0xFF])))  # wraps around
+    assert not ring.push(bytes([0xF0, 1, 2, 3, 0xF7])) and not ring.push(b"")
+    assert ring.too_long == 2
+    assert [ring.pop() for _ in range(5)] == [[0x90, 62, 100], [0x90, 63, 100], [0xC0, 5], [0xFF], None]
+
+
+def _jack_sink():
+    """A started JackSink (client mrt-bridge) on the private server; the caller stops it."""
+    from bridge.audio.ring import AudioRing
+    from bridge.audio.sinks.jack_sink import JackSink
+
+    sink = JackSink(AudioRing(48_000), autoconnect=False)
+    sink.open()
+    sink.start()
+    return sink
+
+
+def test_midi_port_on_the_jack_audio_client() -> None:
+    """With JACK audio, MIDI in is a port of the sink's own client: exactly mrt-bridge:midi_in."""
+    import jack
+
+    with jack_server():
+        src = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="keyboard")
+        src.open_virtual_port("out")
+        sink = _jack_sink()
+        try:
+            state = ControlState()
+            midi = JackClientMidiInput(state, sink, connect="keyboard:out", drum_channel=3,
+                                       cc_map={1: CcTarget("guidance.style", 0.0, 7.0)})
+            assert midi.start()[0].startswith("mrt-bridge:midi_in")
+            probe = jack.Client("probe", no_start_server=True)
+            try:
+                ours = sorted(p.name for p in probe.get_ports("mrt-bridge"))
+                assert ours == ["mrt-bridge:midi_in", "mrt-bridge:out_L", "mrt-bridge:out_R"], ours
+                assert [p.name for p in probe.get_all_connections("mrt-bridge:midi_in")] == ["keyboard:out"]
+            finally:
+                probe.close()
+            src.send_message([0x90, 60, 100])                     # note on ch 1
+            src.send_message([0x92, 38, 100])                     # drum note on ch 3
+            src.send_message([0xB0, 1, 127])                      # CC1 -> guidance.style 7
+            src.send_message([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])  # sysex: too long, dropped
+            src.send_message([0xF8])                              # clock: filtered
+            wait_for(lambda: state.status()["guidance"]["style"] == pytest.approx(7.0))
+            snap = state.snapshot(0)
+            assert snap.conditioning[cond.NOTES_SLICE][60] == cond.NOTE_ONSET
+            assert snap.conditioning[cond.DRUMS_INDEX] == cond.DRUMS_PLAY
+            assert midi.received == 3 and midi.ignored == 1 and midi.ring.too_long == 1
+            assert sink.status()["midi_in"] == {"port": "mrt-bridge:midi_in", "dropped": 0}
+            midi.stop()
+            with pytest.raises(RuntimeError, match="no MIDI port matching"):
+                JackClientMidiInput(state, sink, connect="nothing-like-this").start()
+        finally:
+            sink.stop()
+            src.close_port()
+            src.delete()
+
+
+MIDI_TOML = """
+[prompts]
+calm = "calm"
+[rtpc.danger]
+range = [0.0, 1.0]
+targets = [{ param = "temperature", from = 1.0, to = 2.0 }]
+[midi]
+drum_channel = 5
+cc = { 1 = { param = "game.danger" }, 74 = { param = "guidance.style", min = 0.0, max = 7.0 } }
+"""
+
+
+@pytest.mark.parametrize("audio", ["jack", "null"])
+def test_daemon_wiring_applies_the_config_midi_table(tmp_path, audio: str) -> None:
+    """start_inputs with --config: [midi] cc and drum_channel reach the mapped parameters.
+
+    audio=jack: the port is on the JACK audio sink's client; audio=null: an
+    rtmidi JACK virtual port. Both connect to an existing port (--midi-connect).
+    """
+    from bridge.daemon.app import ServeOptions
+    from bridge.daemon.inputs import start_inputs
+
+    cfg = tmp_path / "map.toml"
+    cfg.write_text(MIDI_TOML)
+    with jack_server():
+        src = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="daw")
+        src.open_virtual_port("out")
+        sink = _jack_sink() if audio == "jack" else None
+        opts = ServeOptions(model=tmp_path, audio=audio, midi="jack", osc_port=0, config=cfg,
+                            midi_connect="daw:out")
+        control = ControlState()
+        closers = start_inputs(opts, control, dict, sink)
+        try:
+            assert "mrt-bridge:midi_in" in src.get_ports()
+            src.send_message([0xB0, 1, 127])      # CC1 -> RTPC danger 1.0 -> temperature 2.0
+            src.send_message([0xB0, 74, 127])     # CC74 -> guidance.style 7
+            src.send_message([0xB0, 7, 0])        # CC7: not in the file's map (the default is replaced)
+            src.send_message([0x94, 40, 100])     # channel 5 is the drum channel here
+            src.send_message([0x99, 36, 100])     # channel 10 is an ordinary channel here
+            wait_for(lambda: 36 in control.status()["notes_held"])
+            control.snapshot(0)
+            status = control.status()
+            assert status["temperature"] == pytest.approx(2.0)
+            assert status["guidance"]["style"] == pytest.approx(7.0)
+            assert status["volume"] == 1.0
+            assert status["drum_notes_held"] == [40] and status["notes_held"] == [36]
+        finally:
+            for c in closers:
+                c.close()
+            if sink is not None:
+                sink.stop()
+            src.close_port()
+            src.delete()

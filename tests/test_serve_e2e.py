@@ -2,7 +2,8 @@
 
 A private ``jackd -d dummy -r 48000 -p 1024`` server, the daemon as a
 subprocess on the bundled tiny model, OSC over UDP loopback, notes through
-an rtmidi JACK MIDI output port wired to the daemon's MIDI input, and a JACK
+an rtmidi JACK MIDI output port wired to the daemon's MIDI input
+``mrt-bridge:midi_in`` (a port of the same JACK client as the audio), and a JACK
 client here recording ``mrt-bridge:out_L``/``out_R``. Proves: continuous
 audio, a note at time t in the conditioning of the frames that follow (engine
 trace), a style-token change and a mute reaching the ear within the stated
@@ -184,8 +185,12 @@ def test_serve_end_to_end_with_jack_midi_osc(jack_server_name: str, bundled_pack
         midi_out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="e2e-midi")
         midi_out.open_virtual_port("out")
         daemon_midi = wait_until(
-            lambda: [p for p in rec.client.get_ports(is_midi=True, is_input=True) if "mrt-bridge" in p.name],
-            10.0, "the daemon's JACK MIDI input port")
+            lambda: [p for p in rec.client.get_ports(is_midi=True, is_input=True)
+                     if p.name == "mrt-bridge:midi_in"],
+            10.0, "the daemon's JACK MIDI input port mrt-bridge:midi_in")
+        # One JACK client for audio and MIDI: nothing renamed (no mrt-bridge-01 and the like).
+        daemon_ports = sorted(p.name for p in rec.client.get_ports() if p.name.startswith("mrt-bridge"))
+        assert daemon_ports == ["mrt-bridge:midi_in", "mrt-bridge:out_L", "mrt-bridge:out_R"], daemon_ports
         ours = wait_until(lambda: rec.client.get_ports("e2e-midi.*", is_midi=True, is_output=True), 5.0,
                           "our rtmidi JACK output port")
         rec.client.connect(ours[0], daemon_midi[0])

@@ -17,6 +17,7 @@ examples:
   mrt-bridge serve --audio null --pcm-port 9100 # no sound card: stream PCM into a game engine
   mrt-bridge serve --audio wav:session.wav --midi none --trace frames.jsonl
   mrt-bridge serve --config examples/adaptive_soundtrack.toml
+  mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
 
 Control latency is about buffer-frames x 40 ms plus one audio block.
 Stop with Ctrl-C (or SIGTERM): it drains the buffered audio and exits cleanly.
@@ -52,9 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a 48 kHz WAV file recorded in real time; or null (no sound, real-time pacing). "
                         "Default: %(default)s")
     p.add_argument("--midi", default="auto", choices=("auto", "jack", "alsa", "none"),
-                   help="MIDI input port 'mrt-bridge:midi_in' through JACK or ALSA; auto = JACK "
-                        "with --audio jack, else ALSA, and carry on without MIDI if unavailable "
+                   help="MIDI input port 'mrt-bridge:midi_in' through JACK or ALSA (with --audio jack "
+                        "and JACK MIDI it is a port of the audio client); auto = JACK with --audio "
+                        "jack, else ALSA, and carry on without MIDI if unavailable "
                         "(default: %(default)s)")
+    p.add_argument("--midi-connect", metavar="NAME",
+                   help="also connect the first existing MIDI output port whose name contains NAME "
+                        "(e.g. a keyboard or a DAW's output) to the MIDI input")
     p.add_argument("--buffer-frames", type=int, default=4, metavar="N",
                    help="frames (40 ms each) generated ahead of playback: more = safer against "
                         "dropouts, less = faster response (default: %(default)s, about 160 ms)")
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
+        midi_connect=args.midi_connect,
     )
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

@@ -55,9 +55,12 @@ class ServeOptions:
     palette: Path | None = None
     jack_autoconnect: bool = True
     threads: int | None = None
+    midi_connect: str | None = None
 
 
-InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict]], list[Closeable]]
+# (options, control state, status provider, the open and started audio sink) -> closers.
+# The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
+InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
 
 
 class Daemon:
@@ -130,7 +133,7 @@ class Daemon:
         self.ring.reset_low_water()
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status)
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
         latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
         log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
                  self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bridge.audio.sinks import Sink
 from bridge.control.state import ControlState
 
 from .app import Closeable, ServeOptions
@@ -57,12 +58,17 @@ def _style_resolver(engine, palette_path):
 
 
 def start_inputs(opts: ServeOptions, control: ControlState,
-                 status_provider: Callable[[], dict]) -> list[Closeable]:
-    """Start the game mapper (with --config), the OSC server and MIDI input; return closers."""
+                 status_provider: Callable[[], dict], sink: Sink | None = None) -> list[Closeable]:
+    """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
+
+    ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
+    MIDI input port is registered on the sink's own client.
+    """
     from bridge.control.osc_server import OscServer
 
     started: list[Closeable] = []
     mapper = None
+    config = None
     ticks: list[Callable] = []
     if opts.config is not None:
         from bridge.control.mapping import GameMapper
@@ -76,14 +82,15 @@ def start_inputs(opts: ServeOptions, control: ControlState,
 
         mapper = GameMapper(config, control, on_tick=on_tick)
         control.add_frame_hook(mapper.advance)
-        log.info("game mapping from %s: %d RTPCs, %d states, %d triggers", opts.config,
-                 len(config.rtpcs), len(config.states), len(config.triggers))
+        log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
+                 len(config.rtpcs), len(config.states), len(config.triggers),
+                 len(config.midi.get("cc", {})))
     try:
         osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
-        midi = _start_midi(opts, control, mapper)
+        midi = _start_midi(opts, control, mapper, config, sink)
         if midi is not None:
             started.append(midi)
     except BaseException:
@@ -93,18 +100,44 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     return started
 
 
-def _start_midi(opts: ServeOptions, control: ControlState, mapper) -> Closeable | None:
+def _midi_mapping(mapper, config) -> dict:
+    """MidiHandler keyword arguments from the mapping file's [midi] table (defaults without one)."""
+    if config is None:
+        return {"mapper": mapper}
+    from bridge.control.midi_in import parse_cc_map
+
+    cc = config.midi.get("cc")
+    return {
+        "mapper": mapper,
+        "drum_channel": config.midi_drum_channel(),
+        # No [midi.cc] in the file keeps the built-in map (CC 7 = volume).
+        "cc_map": None if cc is None else parse_cc_map(cc),
+    }
+
+
+def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
+                sink: Sink | None = None) -> Closeable | None:
     mode = opts.midi
     if mode == "none":
+        if opts.midi_connect:
+            raise RuntimeError("--midi-connect needs MIDI input; drop --midi none")
         return None
-    api = mode if mode != "auto" else ("jack" if opts.audio == "jack" else "alsa")
-    from bridge.control.midi_in import MidiInput
+    from bridge.audio.sinks import parse_audio_spec
+    from bridge.audio.sinks.jack_sink import JackSink
+    from bridge.control.midi_in import JackClientMidiInput, MidiInput
 
+    audio_kind = parse_audio_spec(opts.audio)[0]
+    api = mode if mode != "auto" else ("jack" if audio_kind == "jack" else "alsa")
+    kwargs = _midi_mapping(mapper, config)
     try:
-        midi = MidiInput(control, api=api, mapper=mapper)
+        if api == "jack" and isinstance(sink, JackSink):
+            # One JACK client for audio and MIDI: the port is exactly mrt-bridge:midi_in.
+            midi = JackClientMidiInput(control, sink, connect=opts.midi_connect, **kwargs)
+        else:
+            midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
         midi.start()
     except (RuntimeError, OSError) as exc:
-        if mode == "auto":
+        if mode == "auto" and not opts.midi_connect:
             log.warning("no MIDI input (%s); continuing without MIDI (--midi none silences this)", exc)
             return None
         raise RuntimeError(str(exc)) from exc

@@ -5,6 +5,12 @@ the server's block size, then into the port buffers; it never allocates
 audio buffers, logs, locks or waits. xrun and shutdown callbacks only set
 counters/flags that the daemon reads. If the server does not run at 48 kHz
 the frame loop resamples before the ring (see ``samplerate``).
+
+The same client carries the MIDI input port ``mrt-bridge:midi_in`` when MIDI
+goes through JACK too (``open_midi_input``; one client, so JACK never renames
+it): the process callback copies each incoming event's bytes into a
+preallocated SPSC ring (``bridge.control.midi_in.MidiEventRing``) that a
+normal thread drains.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class JackSink(Sink):
         self._scratch = np.zeros((0, 2), np.float32)
         self.xruns = 0
         self.shutdown_reason: str | None = None
+        self._midi_port = None  # an OwnMidiPort, set by open_midi_input
+        self._midi_ring = None  # anything with push(bytes-like) -> bool that never blocks
+        self._midi_active = False  # read by the process callback: push events to _midi_ring
 
     def open(self) -> None:
         try:
@@ -66,6 +75,10 @@ class JackSink(Sink):
 
     # -- JACK callbacks (flags and copies only) ----------------------------------
     def _process(self, frames: int) -> None:
+        if self._midi_active:
+            push = self._midi_ring.push
+            for _offset, data in self._midi_port.incoming_midi_events():
+                push(data)
         scratch = self._scratch
         if scratch.shape[0] < frames:  # cannot happen after _blocksize; stay silent, count it
             for port in self._ports:
@@ -89,6 +102,45 @@ class JackSink(Sink):
         self.shutdown_reason = str(reason)
         self.failed = f"JACK server shut down: {reason}"
 
+    # -- MIDI input on this client ----------------------------------------------------
+    def open_midi_input(self, ring, port_name: str = "midi_in") -> str:
+        """Register MIDI input ``port_name`` (once) and push its events into ``ring``; returns its name.
+
+        ``ring.push(data)`` is called from the process callback for every event
+        and must neither block nor allocate much (``MidiEventRing`` does not).
+        Callable before or after ``start()``.
+        """
+        if self.client is None:
+            raise RuntimeError("the JACK sink is not open")
+        if self._midi_port is None:
+            self._midi_port = self.client.midi_inports.register(port_name)
+        elif self._midi_port.shortname != port_name:
+            raise RuntimeError(f"this JACK client already has MIDI input {self._midi_port.name!r}")
+        self._midi_active = False
+        self._midi_ring = ring
+        self._midi_active = True  # published last: the callback sees the ring before the flag
+        return self._midi_port.name
+
+    def close_midi_input(self) -> None:
+        """Stop pushing MIDI events; the port stays registered until the client closes."""
+        self._midi_active = False
+
+    def connect_midi_input(self, match: str) -> str:
+        """Connect the first MIDI output port whose name contains ``match`` to our MIDI input.
+
+        Needs an active client (after ``start()``). Returns the source's name;
+        RuntimeError naming the available ports if none matches.
+        """
+        if self.client is None or self._midi_port is None:
+            raise RuntimeError("open_midi_input() first")
+        ports = [p.name for p in self.client.get_ports(is_midi=True, is_output=True)]
+        matches = [p for p in ports if match in p]
+        if not matches:
+            raise RuntimeError(f"no MIDI port matching {match!r} (jack); available: {ports or 'none'}")
+        if self._midi_port.name not in {p.name for p in self.client.get_all_connections(matches[0])}:
+            self.client.connect(matches[0], self._midi_port)
+        return matches[0]
+
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
         self.client.activate()
@@ -106,6 +158,7 @@ class JackSink(Sink):
     def stop(self) -> None:
         if self.client is None:
             return
+        self._midi_active = False
         try:
             if self.shutdown_reason is None:
                 self.client.deactivate()
@@ -113,10 +166,15 @@ class JackSink(Sink):
         except Exception as exc:  # noqa: BLE001 - closing after a server death may fail
             log.debug("closing JACK client: %s", exc)
         self.client = None
+        self._midi_port = None
 
     def latency_frames(self) -> int:
         return self._scratch.shape[0]
 
     def status(self) -> dict:
-        return {**super().status(), "xruns": self.xruns,
-                "client": self.client.name if self.client is not None else None}
+        out = {**super().status(), "xruns": self.xruns,
+               "client": self.client.name if self.client is not None else None}
+        if self.client is not None and self._midi_port is not None:
+            out["midi_in"] = {"port": self._midi_port.name,
+                              "dropped": getattr(self._midi_ring, "dropped", None)}
+        return out
