@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC_SIZE = "tiny"
 SYNTHETIC_SEED = 20260521
+# Bump when what the bundle contains changes, so stale caches are rebuilt.
+BUNDLE_VERSION = 2
 NOTICE = (
     "Using the bundled SYNTHETIC model (tiny, random weights): it makes noise, not music. "
     "For real music: `mrt-bridge models prepare mrt2_small` (downloads google/magenta-realtime-2 "
@@ -22,15 +24,17 @@ NOTICE = (
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("MRT_BRIDGE_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "magenta-rt-bridge" if not os.environ.get("MRT_BRIDGE_CACHE") else Path(base)
+    """$MRT_BRIDGE_CACHE, else $XDG_CACHE_HOME/magenta-rt-bridge, else ~/.cache/magenta-rt-bridge."""
+    if os.environ.get("MRT_BRIDGE_CACHE"):
+        return Path(os.environ["MRT_BRIDGE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "magenta-rt-bridge"
 
 
 def bundled_package() -> Path:
     """Path of the synthetic package, exporting it (a few seconds) the first time."""
     from .package import PackageError, load_package
 
-    root = cache_dir() / "packages" / f"synthetic-{SYNTHETIC_SIZE}-{SYNTHETIC_SEED}"
+    root = cache_dir() / "packages" / f"synthetic-{SYNTHETIC_SIZE}-{SYNTHETIC_SEED}-v{BUNDLE_VERSION}"
     try:
         load_package(root)
         return root

@@ -120,3 +120,15 @@ def test_resampler_streams_like_one_shot_interpolation() -> None:
 def test_resampler_identity_passes_through() -> None:
     block = ramp(0, FRAME)
     assert LinearResampler(48_000, 48_000).process(block) is block
+
+
+def test_running_dry_after_close_is_end_of_stream_not_underrun():
+    ring = AudioRing(4096)
+    assert ring.write(np.ones((1920, 2), np.float32))
+    out = np.empty((1024, 2), np.float32)
+    ring.read_into(out)
+    ring.read_into(out)  # 896 left, 1024 asked: a real underrun while the producer runs
+    assert ring.underruns == 1
+    ring.close()
+    ring.read_into(out)  # dry after the producer said it is done (shutdown drain)
+    assert ring.underruns == 1 and not out.any()

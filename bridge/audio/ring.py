@@ -44,6 +44,7 @@ class AudioRing:
         self.underruns = 0  # reads that found fewer frames than asked for
         self.underrun_frames = 0  # silent frames written because of those
         self.low_water = self.capacity  # least fill seen after a read since reset_low_water
+        self.closed = False  # set by the producer when it will write no more (shutdown drain)
 
     # -- shared, read-only views -------------------------------------------------
     @property
@@ -81,6 +82,10 @@ class AudioRing:
         self._write_pos = w + n  # publish after the data is in place
         return True
 
+    def close(self) -> None:
+        """Producer is done: running dry from now on is the end of the stream, not an underrun."""
+        self.closed = True
+
     # -- consumer ----------------------------------------------------------------
     def read_into(self, out: np.ndarray) -> int:
         """Fill ``out`` (shape ``(n, 2)``, float32) from the ring; return frames read.
@@ -102,8 +107,9 @@ class AudioRing:
             self._read_pos = r + k  # release the space after the copy
         if k < n:
             out[k:] = 0.0
-            self.underruns += 1
-            self.underrun_frames += n - k
+            if not self.closed:
+                self.underruns += 1
+                self.underrun_frames += n - k
         fill = self._write_pos - self._read_pos
         self.low_water = min(self.low_water, fill)
         return k

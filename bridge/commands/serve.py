@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="stop by itself after this many seconds (demos, scripted recordings); "
+                        "default: run until Ctrl-C / SIGTERM")
     p.set_defaults(func=run)
 
 
@@ -112,4 +115,10 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.duration is not None:
+        if args.duration <= 0:
+            raise ValueError("--duration must be positive")
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
     return Daemon(opts, make_engine, lambda engine: build_control(opts, engine), start_inputs).run(stop)

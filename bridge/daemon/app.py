@@ -179,6 +179,8 @@ class Daemon:
         self.inputs = []
         if self.loop is not None:
             self.loop.stop()
+        if self.ring is not None:
+            self.ring.close()
         if self.sink is not None and self.ring is not None and self.loop is not None and not self.sink.failed:
             deadline = time.monotonic() + self.ring.fill / self.sink.samplerate + 0.5
             while self.ring.fill > 0 and time.monotonic() < deadline:
