@@ -72,11 +72,18 @@ def make_session(path: Path, providers: list[str], threads: int | None = None) -
 
 
 class StatefulSession:
-    """An ORT session whose ``past.*`` inputs are fed from its last ``present.*`` outputs."""
+    """An ORT session whose ``past.*`` inputs are fed from its last ``present.*`` outputs.
+
+    State lives in two sets of preallocated ORT buffers bound with I/O binding
+    (on the GPU when the session runs on CUDA): each call reads one set and
+    writes the other, then they swap. No state crosses to the host inside a
+    frame, and nothing is allocated for it per call.
+    """
 
     def __init__(self, session: ort.InferenceSession, name: str = "") -> None:
         self.session = session
         self.name = name or "graph"
+        self.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._state_specs: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.input_names: list[str] = []
         for inp in session.get_inputs():
@@ -90,23 +97,39 @@ class StatefulSession:
         missing = [k for k in self._state_specs if io_names.present(k) not in outs]
         if missing:
             raise RuntimeError(f"graph {self.name}: state without present.* output: {missing}")
-        self.output_names = [o.name for o in session.get_outputs()]
-        self.state: dict[str, np.ndarray] = {}
+        self.output_names = [o.name for o in session.get_outputs() if io_names.state_name(o.name) is None]
+        self._binding = session.io_binding()
+        self._past: dict[str, ort.OrtValue] = {}
+        self._present: dict[str, ort.OrtValue] = {}
         self.reset()
 
     @property
     def state_names(self) -> list[str]:
         return list(self._state_specs)
 
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """A host copy of the current state (for inspection and tests)."""
+        return {k: v.numpy() for k, v in self._past.items()}
+
     def reset(self) -> None:
-        self.state = {k: np.zeros(s, d) for k, (s, d) in self._state_specs.items()}
+        def zeros(shape, dtype):
+            return ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype), self.device, 0)
+
+        self._past = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
+        self._present = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = dict(inputs)
-        for k, v in self.state.items():
-            feed[io_names.past(k)] = v
-        values = self.session.run(self.output_names, feed)
-        out = dict(zip(self.output_names, values))
-        for k in self.state:
-            self.state[k] = out.pop(io_names.present(k))
-        return out
+        b = self._binding
+        b.clear_binding_inputs()
+        b.clear_binding_outputs()
+        for name, value in inputs.items():
+            b.bind_cpu_input(name, value)
+        for name in self.output_names:  # first: get_outputs() follows binding order
+            b.bind_output(name, "cpu")
+        for key in self._state_specs:
+            b.bind_ortvalue_input(io_names.past(key), self._past[key])
+            b.bind_ortvalue_output(io_names.present(key), self._present[key])
+        self.session.run_with_iobinding(b)
+        self._past, self._present = self._present, self._past
+        return dict(zip(self.output_names, (v.numpy() for v in b.get_outputs()[: len(self.output_names)])))
