@@ -42,4 +42,4 @@ if (( want_test )) && [[ -z "${MRT_ORACLE_PYTHON:-}" ]]; then
     .venv-oracle/bin/python -m pip install -q 'magenta-rt[jax]==2.0.3'
   fi
 fi
-echo "setup: done (.venv${want_test:+ and test tools})"
+if (( want_test )); then echo "setup: done (.venv with test tools, .venv-oracle)"; else echo "setup: done (.venv)"; fi
