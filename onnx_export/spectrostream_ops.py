@@ -206,7 +206,7 @@ def upsample_nearest(b: GraphBuilder, x: str, shape: tuple[int, int, int, int],
     out = (n, c, t * rate[0], f * rate[1])
     if tuple(rate) == (1, 1):
         return x, out
-    scales = b.initializer(b._fresh("const"), np.array([1, 1, *rate], np.float32))
+    scales = b.const([1, 1, *rate], np.float32)
     y = b.op("Resize", [x, "", scales], mode="nearest",
              coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     return y, out
@@ -313,7 +313,8 @@ def depth_to_time_freq(b: GraphBuilder, y: str, shape: tuple[int, int, int, int]
 def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
                                        weights: dict[str, np.ndarray],
                                        shape: tuple[int, int, int, int],
-                                       strides: tuple[int, int]) -> tuple[str, tuple]:
+                                       strides: tuple[int, int], winograd: bool = False,
+                                       time_major_out: bool = False) -> tuple[str, tuple]:
     """Same output as ``streaming_conv_transpose``, as regular Convs plus a sub-pixel shuffle.
 
           past (mt-1 rows of x) ++ x --Conv per phase group (+bias)--> Concat on channels
@@ -323,6 +324,12 @@ def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
     ORT's NCHWc conv speed with the same FLOPs. The state is the last mt-1 = ceil(kt/st)-1
     input rows (zeros initially, equivalent to the scatter form's zero partial sums), so the
     streamed output is the same as ``streaming_conv_transpose``'s.
+
+    ``winograd``: where the Convs have 3 time taps over 4 new rows (time stride 1), run them
+    as Winograd F(4,3) in time (see ``streaming_conv_winograd``); the input transform is
+    shared by the phase groups. ``time_major_out`` (Winograd only): return the output as
+    [N, T, Cout, F*sf] (the returned shape stays the logical NCHW one), for a following
+    ``streaming_conv_winograd(time_major_in=True)``; this skips two layout copies.
     """
     n, c, t, f = shape
     kt, kf, _, cout = np.shape(weights[key + "/kernel"])
@@ -346,6 +353,12 @@ def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
     # (ORT folds it at session start).
     kernels = [wc for wc, _ in groups]
     biases = [np.tile(bias, wc.shape[0] // cout) for wc in kernels]
+    wino = winograd and st == 1 and (mt, t) == (3, WINOGRAD_T_ROWS)
+    if time_major_out and not wino:
+        raise ValueError(f"{key}: time-major output needs the Winograd path")
+    if wino:
+        kernels, biases = map(list, zip(*(winograd_time_kernel(wc, bi)
+                                          for wc, bi in zip(kernels, biases))))
     if len({wc.shape[1:] for wc in kernels}) == 1:
         wn = b.initializer(key + "/kernel", np.concatenate(kernels))
         bn = b.initializer(key + "/bias", np.concatenate(biases))
@@ -358,7 +371,168 @@ def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
     else:
         ws = [b.initializer(f"{key}/kernel[phase_group{i}]", wc) for i, wc in enumerate(kernels)]
         bs = [b.initializer(f"{key}/bias[phase_group{i}]", bi) for i, bi in enumerate(biases)]
-    ys = [b.op("Conv", [x, w, bi], kernel_shape=list(wc.shape[2:]), pads=[0, pb, 0, pe])
-          for (wc, (pb, pe)), w, bi in zip(groups, ws, bs)]
-    y = ys[0] if len(ys) == 1 else b.op("Concat", ys, axis=1)
-    return depth_to_time_freq(b, y, (n, cout * st * sf, t, f), strides)
+    if not wino:
+        ys = [b.op("Conv", [x, w, bi], kernel_shape=list(wc.shape[2:]), pads=[0, pb, 0, pe])
+              for (wc, (pb, pe)), w, bi in zip(groups, ws, bs)]
+        y = ys[0] if len(ys) == 1 else b.op("Concat", ys, axis=1)
+        return depth_to_time_freq(b, y, (n, cout * st * sf, t, f), strides)
+    v = winograd_time_input(b, x, (n, c, t + mt - 1, f))
+    ys = [winograd_time_output(b, b.op("Conv", [v, w, bi], kernel_shape=list(wc.shape[2:]),
+                                        group=6, pads=[0, pb, 0, pe]), n, wc.shape[0] // 6, f)
+          for (wc, (pb, pe)), w, bi in zip(zip(kernels, (g[1] for g in groups)), ws, bs)]
+    y = ys[0] if len(ys) == 1 else b.op("Concat", ys, axis=2)   # [N, 4, sf*Cout, F]
+    out = (n, cout, t, f * sf)
+    if time_major_out:
+        # [N,4,sf,C,F] -> [N,4,C,F,sf]: one axis moved innermost, ORT's fast Transpose path.
+        y = b.op("Transpose", [b.reshape(y, [n, t, sf, cout, f])], perm=[0, 1, 3, 4, 2])
+        return b.reshape(y, [n, t, cout, f * sf]), out
+    # (A single [N,4,sf,C,F] -> [N,C,4,F,sf] Transpose is ORT's generic path, ~5x slower.)
+    y = b.op("Transpose", [b.reshape(y, [n, t, sf, cout, f])], perm=[0, 3, 1, 4, 2])
+    return b.reshape(y, list(out)), out
+
+
+def freq_space_to_depth_kernel(w: np.ndarray, phases: int, pad_begin: int
+                               ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Rewrite a stride-1 Conv kernel [Cout, Cin, kt, kf] for a frequency space-to-depth grid.
+
+    With x'[(ci, r), t, q] = x[ci, t, q*P + r] and y'[(co, p), t, q] = y[co, t, q*P + p]::
+
+        y'[(co, p), t, q] = sum x'[(ci, r), t + kt, q + d] * w[co, ci, kt, P*d + r - p + pad_begin]
+
+    Returns the kernel [Cout*P, Cin*P, kt, width] (taps d = -pad'_begin..pad'_end) and its
+    frequency pads (pad'_begin, pad'_end) on the F/P grid.
+    """
+    cout, cin, kt, kf = w.shape
+    p_ = phases
+    dmin, dmax = -((pad_begin + p_ - 1) // p_), (p_ - 1 + kf - 1 - pad_begin) // p_
+    w2 = np.zeros((cout, p_, cin, p_, kt, dmax - dmin + 1), np.float32)
+    for p in range(p_):
+        for r in range(p_):
+            for j in range(dmax - dmin + 1):
+                k = p_ * (j + dmin) + r - p + pad_begin
+                if 0 <= k < kf:
+                    w2[:, p, :, r, :, j] = w[:, :, :, k]
+    return w2.reshape(cout * p_, cin * p_, kt, dmax - dmin + 1), (-dmin, dmax)
+
+
+def streaming_conv_space_to_depth(b: GraphBuilder, x: str, key: str,
+                                  weights: dict[str, np.ndarray],
+                                  shape: tuple[int, int, int, int], phases: int
+                                  ) -> tuple[str, tuple]:
+    """``streaming_conv`` (time stride 1, freq stride 1) for convs with very few outputs.
+
+    ORT's NCHWc conv pads output channels to its block (8 on AVX2, 16 on AVX-512): the
+    decoder's 7x7 output conv (64 -> 2 per group) ran at a quarter of its speed. Folding
+    ``phases`` adjacent bins into channels gives Cout*P outputs at ~1.7x the true FLOPs::
+
+        past ++ x -> [N, C, T+kt-1, F] -> Reshape/Transpose -> [N, C*P, T+kt-1, F/P]
+          -> Conv (re-laid-out kernel) -> [N, Cout*P, T, F/P] -> Reshape/Transpose -> [N, Cout, T, F]
+
+    Same state (name, shape, content) as ``streaming_conv``.
+    """
+    n, c, t, f = shape
+    kt, kf, _, cout = np.shape(weights[key + "/kernel"])
+    p_ = phases
+    if f % p_:
+        raise ValueError(f"{key}: {f} bins not divisible by {p_} phases")
+    pf = same_freq_padding(kf, 1)
+    k = np.asarray(weights[key + "/kernel"], np.float32).transpose(3, 2, 0, 1)
+    w2, (pb, pe) = freq_space_to_depth_kernel(k, p_, pf[0])
+    w = b.initializer(key + "/kernel", w2)
+    bias = b.initializer(key + "/bias", np.repeat(np.asarray(weights[key + "/bias"], np.float32),
+                                                  p_))
+    rows = t
+    if kt > 1:
+        name = state_name_for(key)
+        past = b.state(name, (n, c, kt - 1, f))
+        x = b.op("Concat", [past, x], axis=2)
+        b.set_present(name, b.slice(x, 2, t, t + kt - 1))
+        rows = t + kt - 1
+    x = b.op("Transpose", [b.reshape(x, [n, c, rows, f // p_, p_])], perm=[0, 1, 4, 2, 3])
+    x = b.reshape(x, [n, c * p_, rows, f // p_])
+    y = b.op("Conv", [x, w, bias], kernel_shape=[kt, w2.shape[3]], pads=[0, pb, 0, pe])
+    y = b.op("Transpose", [b.reshape(y, [n, cout, p_, t, f // p_])], perm=[0, 1, 3, 4, 2])
+    return b.reshape(y, [n, cout, t, f]), (n, cout, t, f)
+
+
+# Winograd F(4, 3) along time (Lavin & Gray 2015; points 0, 1, -1, 2, -2, inf): the four new
+# rows of a causal 3-tap (in time) conv from its six input rows in 6 products instead of 12.
+WINOGRAD_T_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                          [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                         np.float64)
+WINOGRAD_T_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+WINOGRAD_T_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                          [0, 1, -1, 8, -8, 1]], np.float64)
+WINOGRAD_T_ROWS = 4
+
+
+def winograd_time_kernel(w: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conv kernel [Cout, Cin, 3, kf] + bias -> grouped (6 planes) kernel [6*Cout, Cin, 1, kf].
+
+    The bias goes on plane 1 only: column 1 of A^T is all ones, so every output row gets it.
+    """
+    cout, cin, kt, kf = w.shape
+    if kt != 3:
+        raise ValueError(f"Winograd F(4,3) needs 3 time taps, got {kt}")
+    u = np.einsum("it,octf->iocf", WINOGRAD_T_G, np.asarray(w, np.float64))
+    ub = np.zeros((6, cout))
+    ub[1] = bias
+    return (u.reshape(6 * cout, cin, 1, kf).astype(np.float32),
+            ub.reshape(6 * cout).astype(np.float32))
+
+
+def winograd_time_input(b: GraphBuilder, x: str, shape: tuple[int, int, int, int],
+                        time_major: bool = False) -> str:
+    """[N, C, 6, F] (past ++ new rows; [N, 6, C, F] if ``time_major``) -> B^T along time
+    -> [N, 6*C, 1, F] (plane-major)."""
+    n, c, rows, f = shape
+    if rows != 6:
+        raise ValueError(f"Winograd F(4,3) needs 6 input rows, got {rows}")
+    if not time_major:
+        x = b.op("Transpose", [x], perm=[0, 2, 1, 3])
+    xt = b.reshape(x, [n, 6, c * f])
+    bt = b.initializer("winograd_f43/BT", WINOGRAD_T_BT.astype(np.float32))
+    return b.reshape(b.op("MatMul", [bt, xt]), [n, 6 * c, 1, f])
+
+
+def winograd_time_output(b: GraphBuilder, m: str, n: int, cout: int, f: int) -> str:
+    """[N, 6*Cout, 1, F] (plane-major products) -> A^T -> [N, 4 rows, Cout, F] (time-major)."""
+    at = b.initializer("winograd_f43/AT", WINOGRAD_T_AT.astype(np.float32))
+    y = b.op("MatMul", [at, b.reshape(m, [n, 6, cout * f])])
+    return b.reshape(y, [n, WINOGRAD_T_ROWS, cout, f])
+
+
+def streaming_conv_winograd(b: GraphBuilder, x: str, key: str, weights: dict[str, np.ndarray],
+                            shape: tuple[int, int, int, int], time_major_in: bool = False
+                            ) -> tuple[str, tuple]:
+    """``streaming_conv`` for 3-tap (time) kernels on 4 new rows, via Winograd F(4,3) in time.
+
+        past (2 rows) ++ x -> [N,C,6,F] -> Transpose, MatMul(B^T) -> [N, 6*C, 1, F]
+          -> Conv (group 6, kernel 1 x kf, G-transformed weights) -> MatMul(A^T) -> Transpose
+
+    Half the conv FLOPs (6 products per 4 rows instead of 12); measured 1.3-1.5x faster per
+    layer on AVX2 with ~125 dB SNR against the direct conv. Same state as ``streaming_conv``
+    (stored [N, 2, C, F] with ``time_major_in``, where ``x`` is [N, T, C, F] and ``shape`` its
+    logical NCHW shape); falls back to ``streaming_conv`` for other shapes.
+    """
+    n, c, t, f = shape
+    kt, kf, _, cout = np.shape(weights[key + "/kernel"])
+    if (kt, t) != (3, WINOGRAD_T_ROWS):
+        if time_major_in:
+            raise ValueError(f"{key}: time-major input needs the Winograd path")
+        return streaming_conv(b, x, key, weights, shape)
+    pf = same_freq_padding(kf, 1)
+    w = np.asarray(weights[key + "/kernel"], np.float32).transpose(3, 2, 0, 1)
+    u, ub = winograd_time_kernel(w, np.asarray(weights[key + "/bias"], np.float32))
+    wn = b.initializer(key + "/kernel", u)
+    bn = b.initializer(key + "/bias", ub)
+    name = state_name_for(key)
+    tax = 1 if time_major_in else 2
+    past = b.state(name, (n, kt - 1, c, f) if time_major_in else (n, c, kt - 1, f))
+    x = b.op("Concat", [past, x], axis=tax)
+    b.set_present(name, b.slice(x, tax, t, t + kt - 1))
+    v = winograd_time_input(b, x, (n, c, t + kt - 1, f), time_major=time_major_in)
+    m = b.op("Conv", [v, wn, bn], kernel_shape=[1, kf], group=6, pads=[0, pf[0], 0, pf[1]])
+    y = winograd_time_output(b, m, n, cout, f)
+    return b.op("Transpose", [y], perm=[0, 2, 1, 3]), (n, cout, t, f)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -121,7 +123,7 @@ def test_stream_latency_state_and_reset(tiny):
     np.testing.assert_array_equal(decode(sess, codes), a)
 
 
-def _run_transpose_stream(fn, weights, key, shape, strides, xs):
+def _run_op_stream(fn, weights, key, shape, arg, xs):
     """Stream ``xs`` (list of [N,C,T,F] chunks) through a one-op graph built by ``fn``."""
     from onnx import TensorProto
 
@@ -129,7 +131,7 @@ def _run_transpose_stream(fn, weights, key, shape, strides, xs):
 
     b = GraphBuilder("t")
     x = b.add_input("x", TensorProto.FLOAT, list(shape))
-    y, yshape = fn(b, x, key, weights, shape, strides)
+    y, yshape = fn(b, x, key, weights, shape, *([] if arg is None else [arg]))
     b.add_output(y, "y", TensorProto.FLOAT, list(yshape))
     sess = session(b.model())
     return np.concatenate([sess.run({"x": c})["y"] for c in xs], axis=2)
@@ -149,9 +151,119 @@ def test_polyphase_conv_transpose_matches_ort_conv_transpose(kernel, strides):
     weights = {key + "/kernel": rng.standard_normal((*kernel, cin, cout)).astype(np.float32),
                key + "/bias": rng.standard_normal(cout).astype(np.float32)}
     xs = [rng.standard_normal((n, cin, t, f)).astype(np.float32) for _ in range(4)]
-    ref = _run_transpose_stream(streaming_conv_transpose, weights, key, (n, cin, t, f),
+    ref = _run_op_stream(streaming_conv_transpose, weights, key, (n, cin, t, f),
                                 strides, xs)
-    got = _run_transpose_stream(streaming_conv_transpose_polyphase, weights, key,
+    got = _run_op_stream(streaming_conv_transpose_polyphase, weights, key,
                                 (n, cin, t, f), strides, xs)
     assert got.shape == ref.shape == (n, cout, 4 * t * strides[0], f * strides[1])
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    # Winograd F(4,3) in time: applies to 3-tap, time-stride-1 kernels on 4 new rows.
+    x4 = [rng.standard_normal((n, cin, 4, f)).astype(np.float32) for _ in range(4)]
+    ref4 = _run_op_stream(streaming_conv_transpose, weights, key, (n, cin, 4, f), strides, x4)
+    wino = _run_op_stream(partial(streaming_conv_transpose_polyphase, winograd=True), weights,
+                          key, (n, cin, 4, f), strides, x4)
+    np.testing.assert_allclose(wino, ref4, rtol=1e-4, atol=5e-6 * np.abs(ref4).max())
+
+
+
+def _conv_weights(rng, kernel, cin, cout, name="x"):
+    key = f"params/soundstream/decoder/{name}/conv"
+    return key, {key + "/kernel": rng.standard_normal((*kernel, cin, cout)).astype(np.float32),
+                 key + "/bias": rng.standard_normal(cout).astype(np.float32)}
+
+
+def test_polyphase_kernels_have_no_structural_zero_taps():
+    from onnx_export.spectrostream_ops import polyphase_transpose_kernels
+
+    rng = np.random.default_rng(1)
+    # decoder_4's 3x6 / (1, 3) kernel: phases 0,1 read bins r-1, r; phase 2 reads r, r+1.
+    w = rng.standard_normal((4, 5, 3, 6)).astype(np.float32)
+    groups = polyphase_transpose_kernels(w, (1, 3), (1, 2))
+    assert [(g.shape, pads) for g, pads in groups] == [((10, 4, 3, 2), (1, 0)),
+                                                        ((5, 4, 3, 2), (0, 1))]
+    taps = sum(g.size for g, _ in groups)
+    assert taps == w.size and all(np.abs(g).min() > 0 for g, _ in groups)
+
+
+@pytest.mark.parametrize("kernel,cout,phases", [((7, 7), 2, 4), ((7, 7), 3, 8), ((3, 3), 5, 2),
+                                                ((1, 1), 2, 4), ((3, 4), 2, 4)])
+def test_space_to_depth_conv_matches_streaming_conv(kernel, cout, phases):
+    from onnx_export.spectrostream_ops import streaming_conv, streaming_conv_space_to_depth
+
+    rng = np.random.default_rng(9)
+    cin, n, t, f = 6, 2, 3, 16
+    key, weights = _conv_weights(rng, kernel, cin, cout)
+    xs = [rng.standard_normal((n, cin, t, f)).astype(np.float32) for _ in range(4)]
+    ref = _run_op_stream(streaming_conv, weights, key, (n, cin, t, f), None, xs)
+    got = _run_op_stream(streaming_conv_space_to_depth, weights, key, (n, cin, t, f), phases, xs)
+    assert got.shape == ref.shape == (n, cout, 4 * t, f)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [(1, 2), (1, 3), (2, 2), (2, 1)])
+def test_upsample_nearest_repeats_frames_and_bins(rate):
+    from onnx import TensorProto
+
+    from onnx_export.spectrostream_ops import GraphBuilder, upsample_nearest
+
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    b = GraphBuilder("t")
+    y, shape = upsample_nearest(b, b.add_input("x", TensorProto.FLOAT, list(x.shape)), x.shape,
+                                rate)
+    b.add_output(y, "y", TensorProto.FLOAT, list(shape))
+    got = session(b.model()).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, x.repeat(rate[0], axis=2).repeat(rate[1], axis=3))
+
+
+@pytest.mark.parametrize("kernel,t", [((3, 3), 4), ((3, 7), 4), ((3, 1), 4), ((3, 3), 2)])
+def test_winograd_time_conv_matches_streaming_conv(kernel, t):
+    from onnx_export.spectrostream_ops import streaming_conv, streaming_conv_winograd
+
+    rng = np.random.default_rng(4)
+    cin, cout, n, f = 8, 16, 2, 12
+    key, weights = _conv_weights(rng, kernel, cin, cout)
+    xs = [rng.standard_normal((n, cin, t, f)).astype(np.float32) for _ in range(5)]
+    ref = _run_op_stream(streaming_conv, weights, key, (n, cin, t, f), None, xs)
+    got = _run_op_stream(streaming_conv_winograd, weights, key, (n, cin, t, f), None, xs)
+    assert got.shape == ref.shape == (n, cout, 5 * t, f)
+    # Winograd's transforms cost a few ulps of the output scale.
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=5e-6 * np.abs(ref).max())
+
+
+def test_time_major_handover_matches_nchw_chain():
+    """Winograd up-conv (time-major out) -> ELU -> Winograd conv (time-major in) == NCHW chain."""
+    from onnx import TensorProto
+
+    from onnx_export.spectrostream_ops import (
+        GraphBuilder,
+        streaming_conv,
+        streaming_conv_transpose,
+        streaming_conv_transpose_polyphase,
+        streaming_conv_winograd,
+    )
+
+    rng = np.random.default_rng(6)
+    n, c, t, f = 2, 8, 4, 6
+    up_key, w_up = _conv_weights(rng, (3, 6), c, 16, name="up")
+    conv_key, w_conv = _conv_weights(rng, (3, 3), 16, 16)
+    weights = {**w_up, **w_conv}
+
+    def run(fast: bool) -> np.ndarray:
+        b = GraphBuilder("t")
+        x = b.add_input("x", TensorProto.FLOAT, [n, c, t, f])
+        if fast:
+            h, hs = streaming_conv_transpose_polyphase(b, x, up_key, weights, (n, c, t, f), (1, 3),
+                                                       winograd=True, time_major_out=True)
+            y, ys = streaming_conv_winograd(b, b.op("Elu", [h]), conv_key, weights, hs,
+                                            time_major_in=True)
+        else:
+            h, hs = streaming_conv_transpose(b, x, up_key, weights, (n, c, t, f), (1, 3))
+            y, ys = streaming_conv(b, b.op("Elu", [h]), conv_key, weights, hs)
+        b.add_output(y, "y", TensorProto.FLOAT, list(ys))
+        sess = session(b.model())
+        return np.concatenate([sess.run({"x": xi})["y"] for xi in xs], axis=2)
+
+    xs = [rng.standard_normal((n, c, t, f)).astype(np.float32) for _ in range(4)]
+    ref = run(False)
+    assert ref.shape == (n, 16, 4 * t, 3 * f)
+    np.testing.assert_allclose(run(True), ref, rtol=1e-4, atol=5e-6 * np.abs(ref).max())
