@@ -93,9 +93,15 @@ def render(
     events: list[Event] | None = None,
     *,
     mapper=None,
+    styles=None,
     progress: bool = True,
 ) -> RenderResult:
-    """Generate ``frames`` frames, applying ``events`` at their frame boundaries."""
+    """Generate ``frames`` frames, applying ``events`` at their frame boundaries.
+
+    ``styles`` (a StyleService) resolves text/palette prompts; render waits for it
+    at every frame boundary, so a prompt takes effect on the frame of its event
+    and the output does not depend on how fast embedding ran.
+    """
     control = control or ControlState()
     ctx = osc_api.Context(state=control, mapper=mapper, server=_OfflineHooks())
     pending = list(events or [])
@@ -112,8 +118,8 @@ def render(
             except (LookupError, ValueError) as exc:
                 raise ValueError(f"event on line {ev.line} ({ev.address}): {exc}") from None
             i_event += 1
-        if hasattr(control, "wait_for_style"):
-            control.wait_for_style()
+        if styles is not None:
+            styles.wait_idle()
         snap = control.snapshot(i)
         if snap.reset:
             engine.reset()

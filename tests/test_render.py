@@ -84,3 +84,19 @@ def test_bad_event_arguments_fail_clearly(tiny_package, tmp_path, capsys):
     rc = cli.main(["render", "--model", str(tiny_package), "--frames", "5", "--out", str(tmp_path / "x.wav"),
                    "--events", str(path)])
     assert rc == 2 and "line 1" in capsys.readouterr().err
+
+
+def test_text_prompt_event_resolves_on_its_frame_deterministically(bundled_package, tmp_path):
+    """A /style/prompt event is embedded by the package's MusicCoCa and applies from its frame on."""
+    events = tmp_path / "prompt.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in [
+        {"frame": 5, "address": "/style/prompt/0", "args": ["dark synthwave", 1.0]},
+        {"frame": 15, "address": "/style/prompt/1", "args": ["flamenco guitar", 3.0]},
+    ]) + "\n")
+    _, tok_a, cond_a = _render(bundled_package, tmp_path, "pa", "--events", str(events))
+    _, tok_b, cond_b = _render(bundled_package, tmp_path, "pb", "--events", str(events))
+    style = cond_a[:, :12]
+    assert (style[:5] == -1).all()
+    assert (style[5:] >= 0).all() and (style[5:15] == style[5]).all()
+    assert (style[15:] == style[15]).all() and (style[15] != style[5]).any()  # the blend moved
+    assert (cond_a == cond_b).all() and (tok_a == tok_b).all()

@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("name", choices=SIZES)
     pr.add_argument("--out", type=Path, default=None,
                     help="package directory (default: $MAGENTA_HOME/magenta-rt-v2/onnx/NAME-PRECISION)")
-    pr.add_argument("--precision", default="fp32", help="weight precision for export (default fp32)")
+    pr.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+                    help="weight precision: int8 for CPUs, fp16 for GPUs, fp32 as reference; "
+                         "auto = fp16 when the CUDA provider is available, else int8 (default)")
     pr.add_argument("--no-download", action="store_true",
                     help="use only files already present; fail if any is missing")
     pr.add_argument("--skip-musiccoca", action="store_true", help="do not convert MusicCoCa")
@@ -116,6 +118,10 @@ def run_prepare(args: argparse.Namespace) -> int:
         _check_present(args.name)
     else:
         dl.download(args.name)
+    if args.precision == "auto":
+        from bridge.runtime import available_providers
+
+        args.precision = "fp16" if "CUDAExecutionProvider" in available_providers() else "int8"
     out = args.out or hub_layout.magenta_home() / "onnx" / f"{args.name}-{args.precision}"
     try:
         from onnx_export.export import export_package

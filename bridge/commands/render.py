@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(model, args.provider, seed=args.seed)
     if engine.is_synthetic:
         print(NOTICE)
-    control = ControlState()
+    from bridge.style.service import service_for_package
+
+    styles = service_for_package(engine.package.root)
+    control = ControlState(style_resolver=styles)
     control.set_temperature(args.temperature)
     control.set_top_k(args.top_k)
     if args.style_tokens:
@@ -78,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
         from bridge.control.mapping_config import MappingConfig
 
         mapper = GameMapper(MappingConfig.from_toml(args.config), control)
-    result = render(engine, frames, control, events, mapper=mapper)
+    try:
+        result = render(engine, frames, control, events, mapper=mapper, styles=styles)
+    finally:
+        if styles is not None:
+            styles.close()
     write_wav(args.out, result.audio)
     if args.tokens_out:
         np.save(args.tokens_out, result.codes)

@@ -33,28 +33,13 @@ class _Stopper:
 
 def build_control(opts: ServeOptions, engine) -> ControlState:
     """The control state, with the model package's style service attached when it has one."""
+    from bridge.style.service import service_for_package
+
     control = ControlState()
-    resolver = _style_resolver(engine, opts.palette)
+    resolver = service_for_package(engine.package.root, opts.palette)
     if resolver is not None:
         control.set_style_resolver(resolver)
     return control
-
-
-def _style_resolver(engine, palette_path):
-    """A StyleService on the package's MusicCoCa graphs, or None (with a logged reason)."""
-    from bridge.style.encoder import StyleEncoder
-    from bridge.style.palette import load_palette
-    from bridge.style.service import StyleService
-
-    palette = load_palette(palette_path) if palette_path is not None else {}
-    try:
-        encoder = StyleEncoder.from_package(engine.package.root)
-    except FileNotFoundError as exc:
-        log.warning("text style prompts unavailable: %s; /style/tokens still works", exc)
-        return None
-    log.info("style prompts: MusicCoCa from %s%s, %d palette styles", encoder.dir,
-             " (SYNTHETIC)" if encoder.synthetic else "", len(palette))
-    return StyleService(encoder, palette)
 
 
 def start_inputs(opts: ServeOptions, control: ControlState,

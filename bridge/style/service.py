@@ -128,3 +128,19 @@ class StyleService:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+
+def service_for_package(package_root, palette_path=None) -> StyleService | None:
+    """A StyleService on a package's MusicCoCa graphs, or None (reason logged) when it has none."""
+    from bridge.style.encoder import StyleEncoder
+    from bridge.style.palette import load_palette
+
+    palette = load_palette(palette_path) if palette_path is not None else {}
+    try:
+        encoder = StyleEncoder.from_package(package_root)
+    except FileNotFoundError as exc:
+        log.warning("text style prompts unavailable: %s; /style/tokens still works", exc)
+        return None
+    log.info("style prompts: MusicCoCa from %s%s, %d palette styles", encoder.dir,
+             " (SYNTHETIC)" if encoder.synthetic else "", len(palette))
+    return StyleService(encoder, palette)
