@@ -16,6 +16,10 @@ from onnx import TensorProto, helper, numpy_helper
 from bridge import io_names
 
 OPSET = 17
+IR_VERSION = 9  # ORT >= 1.16 reads it; newer onnx writes a newer default
+# build() runs onnx.checker (it serializes the whole model: ~0.3 s per 100 MB) only up to this
+# weight size: the codec graphs (<= 200 MB) are checked, the full-size temporal stacks are not.
+CHECK_MAX_BYTES = 256 << 20
 
 _NP_TO_ONNX = {
     np.dtype(np.float32): TensorProto.FLOAT,
@@ -128,14 +132,16 @@ class GraphBuilder:
         return self.op("Slice", [x, self.ints(starts), self.ints(ends), self.ints(axes)])
 
     def build(self, doc: str = "") -> onnx.ModelProto:
-        graph = helper.make_graph(
-            self.nodes, self.name, self.inputs, self.outputs, list(self.initializers.values())
-        )
+        """The finished model; checked by ``onnx.checker`` unless its weights exceed ``CHECK_MAX_BYTES``."""
+        initializers = list(self.initializers.values())
+        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, initializers)
         model = helper.make_model(
             graph,
             opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
             producer_name="magenta-rt-bridge",
             doc_string=doc,
         )
-        model.ir_version = 8
+        model.ir_version = IR_VERSION
+        if sum(len(t.raw_data) for t in initializers) <= CHECK_MAX_BYTES:
+            onnx.checker.check_model(model)
         return model

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto
 
 from bridge import io_names
 
+from .graph import GraphBuilder
 from .spectrostream_config import (
     QUANTIZER_KEY,
     CodecConfig,
-    ConvSpec,
     check_tensors,
     codec_config,
     decoder_layout,
@@ -48,8 +47,8 @@ from .spectrostream_config import (
 )
 from .spectrostream_ops import (
     WINOGRAD_T_ROWS,
-    GraphBuilder,
     inverse_stft_basis,
+    matmul_1x1,
     streaming_conv,
     streaming_conv_space_to_depth,
     streaming_conv_transpose_polyphase,
@@ -98,24 +97,15 @@ def _elu(b: GraphBuilder, x: str) -> str:
     return b.op("Elu", [x], alpha=1.0)
 
 
-def _matmul_1x1(b: GraphBuilder, x: str, spec: ConvSpec, weights: dict[str, np.ndarray]) -> str:
-    """A 1x1 conv on a [1, features] vector (time and space are both 1 there)."""
-    k = np.asarray(weights[spec.kernel_key], np.float32).reshape(spec.in_channels,
-                                                                 spec.out_channels)
-    w = b.initializer(spec.kernel_key, k)
-    bias = b.initializer(spec.bias_key, np.asarray(weights[spec.bias_key], np.float32))
-    return b.op("Add", [b.op("MatMul", [x, w]), bias])
-
-
 def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
                  weights: dict[str, np.ndarray]) -> str:
     """codes [1,Q] (0..1023) -> sum over levels of codebook vectors -> [1, num_features]."""
     q, v = cfg.rvq_truncation_level, cfg.num_embeddings
     table = np.asarray(weights[QUANTIZER_KEY], np.float32)[:q].reshape(q * v, cfg.num_features)
-    t = b.initializer(f"{QUANTIZER_KEY}[:{q}]", table)
-    idx = b.op("Add", [codes, b.const(np.arange(q)[None, :] * v)])
+    t = b.weight(f"{QUANTIZER_KEY}[:{q}]", table)
+    idx = b.op("Add", [codes, b.const(np.arange(q)[None, :] * v, np.int64)])
     rows = b.op("Gather", [t, idx], axis=0)                       # [1, Q, F]
-    return b.op("ReduceSum", [rows, b.const([1])], keepdims=0)    # [1, F]
+    return b.op("ReduceSum", [rows, b.ints([1])], keepdims=0)    # [1, F]
 
 
 def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onnx.ModelProto:
@@ -128,12 +118,12 @@ def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onn
     check_tensors(weights, decoder_tensor_shapes(cfg), "codec decoder")
     layout = decoder_layout(cfg)
     b = GraphBuilder("spectrostream_decoder")
-    codes = b.add_input(io_names.CODES, TensorProto.INT64, [1, cfg.rvq_truncation_level])
+    codes = b.input(io_names.CODES, np.int64, [1, cfg.rvq_truncation_level])
 
     x = _embed_codes(b, codes, cfg, weights)
     first, b1, b2 = layout.input_convs
-    body = _matmul_1x1(b, x, first, weights)
-    short = _matmul_1x1(b, _elu(b, _matmul_1x1(b, x, b1, weights)), b2, weights)
+    body = matmul_1x1(b, x, first, weights)
+    short = matmul_1x1(b, _elu(b, matmul_1x1(b, x, b1, weights)), b2, weights)
     x = b.op("Add", [body, short])                                 # [1, bins*C]
     c, f = layout.proj_channels, layout.input_bins
     x = b.op("Transpose", [b.reshape(x, [1, f, c])], perm=[0, 2, 1])
@@ -180,25 +170,25 @@ def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onn
         raise AssertionError(f"decoder output {shape}")
 
     # Inverse STFT. Upstream's Lookahead masks the first call's frames (zeros before OLA).
-    started = b.state(STARTED, (1,))
+    started = b.state(STARTED, np.float32, (1,))
     b.set_present(STARTED, b.const([1.0], np.float32))
     spec = b.reshape(b.op("Transpose", [x], perm=[0, 2, 1, 3]), [g, t, reim * bins])
-    basis = b.initializer("istft/windowed_irfft_basis", inverse_stft_basis(
+    basis = b.weight("istft/windowed_irfft_basis", inverse_stft_basis(
         cfg.stft_frame_length, cfg.stft_frame_step, cfg.stft_fft_length, cfg.num_bins))
     frames = b.op("Mul", [b.op("MatMul", [spec, basis]), started])  # [g, T, frame_length]
     hop, flen = cfg.stft_frame_step, cfg.stft_frame_length
     if flen != 2 * hop:
         raise NotImplementedError("overlap-add assumes frame_length == 2 * frame_step")
-    head = b.slice(frames, 2, 0, hop)
-    tail = b.slice(frames, 2, hop, flen)
-    past = b.state(OLA, (g, 1, hop))
-    prev_tails = b.op("Concat", [past, b.slice(tail, 1, 0, t - 1)], axis=1)
-    b.set_present(OLA, b.slice(tail, 1, t - 1, t))
+    head = b.slice(frames, [0], [hop], [2])
+    tail = b.slice(frames, [hop], [flen], [2])
+    past = b.state(OLA, np.float32, (g, 1, hop))
+    prev_tails = b.op("Concat", [past, b.slice(tail, [0], [t - 1], [1])], axis=1)
+    b.set_present(OLA, b.slice(tail, [t - 1], [t], [1]))
     audio = b.op("Add", [head, prev_tails])                        # [g, T, hop]
     audio = b.op("Transpose", [b.reshape(audio, [g, t * hop])], perm=[1, 0])
     audio = b.reshape(audio, [1, t * hop, g])
-    b.add_output(audio, io_names.AUDIO, TensorProto.FLOAT, [1, cfg.samples_per_frame,
+    b.output(audio, io_names.AUDIO, np.float32, [1, cfg.samples_per_frame,
                                                             cfg.audio_channels])
-    return b.model(doc=f"SpectroStream streaming decoder ({cfg.name}); see onnx_export/"
+    return b.build(f"SpectroStream streaming decoder ({cfg.name}); see onnx_export/"
                        "spectrostream.py")
 

@@ -134,15 +134,6 @@ class DecoderLayout:
     blocks: tuple[DecoderBlock, ...]
     output_conv: ConvSpec
 
-    def tensor_shapes(self, cfg: CodecConfig) -> dict[str, tuple[int, ...]]:
-        shapes: dict[str, tuple[int, ...]] = {
-            QUANTIZER_KEY: (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)
-        }
-        for spec in self.all_convs():
-            shapes[spec.kernel_key] = spec.kernel_shape
-            shapes[spec.bias_key] = (spec.out_channels,)
-        return shapes
-
     def all_convs(self) -> list[ConvSpec]:
         out = list(self.input_convs)
         for b in self.blocks:
@@ -212,7 +203,20 @@ def decoder_layout(cfg: CodecConfig) -> DecoderLayout:
 
 def decoder_tensor_shapes(cfg: CodecConfig) -> dict[str, tuple[int, ...]]:
     """Checkpoint key -> shape of every tensor the codec decoder reads."""
-    return decoder_layout(cfg).tensor_shapes(cfg)
+    return codec_tensor_shapes(cfg, decoder_layout(cfg).all_convs())
+
+
+def codec_tensor_shapes(cfg: CodecConfig, convs: list[ConvSpec], include_quantizer: bool = True
+                        ) -> dict[str, tuple[int, ...]]:
+    """Checkpoint key -> shape: the RVQ codebooks (if ``include_quantizer``), then each conv's
+    kernel and bias."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if include_quantizer:
+        shapes[QUANTIZER_KEY] = (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)
+    for spec in convs:
+        shapes[spec.kernel_key] = spec.kernel_shape
+        shapes[spec.bias_key] = (spec.out_channels,)
+    return shapes
 
 
 def check_tensors(weights: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
@@ -229,10 +233,25 @@ def check_tensors(weights: dict[str, np.ndarray], shapes: dict[str, tuple[int, .
                 f"{what}: checkpoint tensor {key!r} has shape {got}, expected {tuple(shape)}")
 
 
-def _fan_in(key: str, shape: tuple[int, ...], strides: tuple[int, int]) -> float:
+def _fan_in(shape: tuple[int, ...], strides: tuple[int, int]) -> float:
     if len(shape) == 4:
         return shape[0] * shape[1] * shape[2] / (strides[0] * strides[1])
     return float(shape[-1])
+
+
+def synth_codec_tensors(cfg: CodecConfig, convs: list[ConvSpec], stds: list[float],
+                        rng: np.random.Generator, include_quantizer: bool = True
+                        ) -> dict[str, np.ndarray]:
+    """Random RVQ codebooks (if ``include_quantizer``), then per conv a kernel of std ``stds[i]``
+    and a small but non-zero bias, in upstream's key layout."""
+    out: dict[str, np.ndarray] = {}
+    if include_quantizer:
+        out[QUANTIZER_KEY] = (rng.standard_normal(
+            (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)) * 0.3).astype(np.float32)
+    for spec, std in zip(convs, stds, strict=True):
+        out[spec.kernel_key] = (rng.standard_normal(spec.kernel_shape) * std).astype(np.float32)
+        out[spec.bias_key] = (rng.standard_normal(spec.out_channels) * 0.02).astype(np.float32)
+    return out
 
 
 def synth_spectrostream_tensors(cfg: CodecConfig, rng: np.random.Generator
@@ -243,14 +262,7 @@ def synth_spectrostream_tensors(cfg: CodecConfig, rng: np.random.Generator
     in a sane audio range (|x| well below 1 for random codes).
     """
     layout = decoder_layout(cfg)
-    out: dict[str, np.ndarray] = {}
-    out[QUANTIZER_KEY] = (rng.standard_normal(
-        (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)) * 0.3).astype(np.float32)
-    for spec in layout.all_convs():
-        gain = 0.7
-        if spec is layout.output_conv:
-            gain = 3.0
-        std = gain / math.sqrt(_fan_in(spec.key, spec.kernel_shape, spec.strides))
-        out[spec.kernel_key] = (rng.standard_normal(spec.kernel_shape) * std).astype(np.float32)
-        out[spec.bias_key] = (rng.standard_normal(spec.out_channels) * 0.02).astype(np.float32)
-    return out
+    convs = layout.all_convs()
+    stds = [(3.0 if spec is layout.output_conv else 0.7)
+            / math.sqrt(_fan_in(spec.kernel_shape, spec.strides)) for spec in convs]
+    return synth_codec_tensors(cfg, convs, stds, rng)

@@ -38,8 +38,16 @@ from onnx import TensorProto
 
 from bridge import io_names
 
-from .spectrostream_config import QUANTIZER_KEY, CodecConfig, ConvSpec, check_tensors
-from .spectrostream_ops import GraphBuilder, conv_weight, same_freq_padding
+from .graph import GraphBuilder
+from .spectrostream_config import (
+    QUANTIZER_KEY,
+    CodecConfig,
+    ConvSpec,
+    check_tensors,
+    codec_tensor_shapes,
+    synth_codec_tensors,
+)
+from .spectrostream_ops import conv_weight, matmul_1x1, same_freq_padding
 
 __all__ = [
     "EMBEDDINGS",
@@ -161,13 +169,7 @@ def encoder_tensor_shapes(cfg: CodecConfig, include_quantizer: bool = True
     Encoder keys are ``params/encoder/...`` (upstream's ``encoder.safetensors``); the RVQ
     codebooks are the decoder's ``params/soundstream/quantizer/embedding``.
     """
-    shapes: dict[str, tuple[int, ...]] = {}
-    if include_quantizer:
-        shapes[QUANTIZER_KEY] = (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)
-    for spec in encoder_layout(cfg).all_convs():
-        shapes[spec.kernel_key] = spec.kernel_shape
-        shapes[spec.bias_key] = (spec.out_channels,)
-    return shapes
+    return codec_tensor_shapes(cfg, encoder_layout(cfg).all_convs(), include_quantizer)
 
 
 def synth_spectrostream_encoder_tensors(cfg: CodecConfig, rng: np.random.Generator,
@@ -178,16 +180,9 @@ def synth_spectrostream_encoder_tensors(cfg: CodecConfig, rng: np.random.Generat
     Kernels are fan-in scaled and biases small but non-zero. Pass ``include_quantizer=False``
     to pair them with a decoder checkpoint's codebooks (``synth_spectrostream_tensors``).
     """
-    out: dict[str, np.ndarray] = {}
-    if include_quantizer:
-        out[QUANTIZER_KEY] = (rng.standard_normal(
-            (cfg.num_quantizers, cfg.num_embeddings, cfg.num_features)) * 0.3).astype(np.float32)
-    for spec in encoder_layout(cfg).all_convs():
-        fan_in = spec.kernel[0] * spec.kernel[1] * spec.in_channels
-        std = 1.0 / math.sqrt(fan_in)
-        out[spec.kernel_key] = (rng.standard_normal(spec.kernel_shape) * std).astype(np.float32)
-        out[spec.bias_key] = (rng.standard_normal(spec.out_channels) * 0.02).astype(np.float32)
-    return out
+    convs = encoder_layout(cfg).all_convs()
+    stds = [1.0 / math.sqrt(s.kernel[0] * s.kernel[1] * s.in_channels) for s in convs]
+    return synth_codec_tensors(cfg, convs, stds, rng, include_quantizer)
 
 
 def codec_encoder_manifest_entry(cfg: CodecConfig) -> dict:
@@ -232,7 +227,7 @@ class _EncoderGraph:
     def __init__(self, b: GraphBuilder, weights: dict[str, np.ndarray], step_cap: int) -> None:
         self.b = b
         self.w = weights
-        step = b.state(STEP, (1,))
+        step = b.state(STEP, np.float32, (1,))
         # Calls seen so far, capped (masking only concerns the first few calls).
         b.set_present(STEP, b.op("Min", [b.op("Add", [step, b.const([1.0], np.float32)]),
                                           b.const([float(step_cap)], np.float32)]))
@@ -265,9 +260,9 @@ class _EncoderGraph:
         buf = max(kt - st, 0)
         if buf:
             name = "codec_encoder." + spec.key[len(ENCODER_PREFIX):-len("/conv")].replace("/", ".")
-            past = b.state(name, (n, c, buf, f))
+            past = b.state(name, np.float32, (n, c, buf, f))
             x = b.op("Concat", [past, x], axis=2)
-            b.set_present(name, b.slice(x, 2, t, t + buf))
+            b.set_present(name, b.slice(x, [t], [t + buf], [2]))
         pf = same_freq_padding(kf, sf)
         y = b.op("Conv", [x, w, bias], kernel_shape=[kt, kf], strides=[st, sf],
                  pads=[0, pf[0], 0, pf[1]])
@@ -287,10 +282,10 @@ class _EncoderGraph:
             return s
         b = self.b
         n, c, t, f = s.shape
-        past = b.state(name, (n, c, frames, f))
+        past = b.state(name, np.float32, (n, c, frames, f))
         x = b.op("Concat", [past, s.value], axis=2)
-        b.set_present(name, b.slice(x, 2, t, t + frames))
-        return _Stream(b.slice(x, 2, 0, t), s.shape, s.invalid + frames)
+        b.set_present(name, b.slice(x, [t], [t + frames], [2]))
+        return _Stream(b.slice(x, [0], [t], [2]), s.shape, s.invalid + frames)
 
     def elu(self, s: _Stream) -> _Stream:
         return _Stream(self.b.op("Elu", [s.value], alpha=1.0), s.shape, s.invalid)
@@ -320,14 +315,6 @@ def _stft_basis(frame_length: int, num_bins: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
-def _matmul_1x1(b: GraphBuilder, x: str, spec: ConvSpec, weights: dict[str, np.ndarray]) -> str:
-    k = np.asarray(weights[spec.kernel_key], np.float32).reshape(spec.in_channels,
-                                                                 spec.out_channels)
-    w = b.initializer(spec.kernel_key, k)
-    bias = b.initializer(spec.bias_key, np.asarray(weights[spec.bias_key], np.float32))
-    return b.op("Add", [b.op("MatMul", [x, w]), bias])
-
-
 def _rvq_codes(b: GraphBuilder, x: str, cfg: CodecConfig, weights: dict[str, np.ndarray]
                ) -> str:
     """Residual VQ, as upstream's ``embeddings_to_codes`` (squared-distance argmin per level).
@@ -340,13 +327,13 @@ def _rvq_codes(b: GraphBuilder, x: str, cfg: CodecConfig, weights: dict[str, np.
     r = x
     for i in range(q):
         c = table[i]
-        ct = b.initializer(f"{QUANTIZER_KEY}[{i}]^T", np.ascontiguousarray(c.T))
-        norms = b.initializer(f"{QUANTIZER_KEY}[{i}]|c|^2",
+        ct = b.weight(f"{QUANTIZER_KEY}[{i}]^T", np.ascontiguousarray(c.T))
+        norms = b.weight(f"{QUANTIZER_KEY}[{i}]|c|^2",
                               np.einsum("kd,kd->k", c, c).astype(np.float32)[None])
         dots = b.op("MatMul", [r, ct])                                       # [1, V]
         dist = b.op("Add", [b.op("Mul", [dots, b.const([-2.0], np.float32)]), norms])
         idx = b.op("ArgMin", [dist], axis=1, keepdims=0)                      # [1]
-        codes.append(b.op("Unsqueeze", [idx, b.const([1])]))
+        codes.append(b.op("Unsqueeze", [idx, b.ints([1])]))
         quant = b.reshape(b.op("Gather", [ct, idx], axis=1), [1, cfg.num_features])  # [1, F]
         quant = b.op("Add", [r, b.op("Sub", [quant, r])])                     # straight-through
         r = b.op("Sub", [r, quant])
@@ -379,16 +366,17 @@ def build_codec_encoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
     invalid_out = _output_invalid_frames(cfg)
     b = GraphBuilder("spectrostream_encoder")
     enc = _EncoderGraph(b, weights, step_cap=invalid_out + max(3, layout.stft_latency + 2))
-    audio = b.add_input(io_names.AUDIO, TensorProto.FLOAT, [1, spf, g])
+    audio = b.input(io_names.AUDIO, np.float32, [1, spf, g])
 
     # STFT (reverse_causal framing, step-wise: the previous call's last hop samples first).
     sig = b.reshape(b.op("Transpose", [audio], perm=[0, 2, 1]), [g, spf])
-    past = b.state(STFT_STATE, (g, hop))
+    past = b.state(STFT_STATE, np.float32, (g, hop))
     sig = b.op("Concat", [past, sig], axis=1)                              # [g, hop + spf]
-    b.set_present(STFT_STATE, b.slice(sig, 1, spf, spf + hop))
+    b.set_present(STFT_STATE, b.slice(sig, [spf], [spf + hop], [1]))
     blocks = b.reshape(sig, [g, t + 1, hop])
-    frames = b.op("Concat", [b.slice(blocks, 1, 0, t), b.slice(blocks, 1, 1, t + 1)], axis=2)
-    basis = b.initializer("stft/windowed_rdft_basis", _stft_basis(flen, cfg.num_bins))
+    frames = b.op("Concat", [b.slice(blocks, [0], [t], [1]), b.slice(blocks, [1], [t + 1], [1])],
+                  axis=2)
+    basis = b.weight("stft/windowed_rdft_basis", _stft_basis(flen, cfg.num_bins))
     spec = b.op("MatMul", [frames, basis])                                 # [g, T, 2*bins]
     spec = b.op("Transpose", [b.reshape(spec, [g, t, 2, cfg.num_bins])], perm=[0, 2, 1, 3])
     s = _Stream(spec, (g, 2, t, cfg.num_bins), layout.stft_latency)       # [g, re/im, T, bins]
@@ -406,8 +394,8 @@ def build_codec_encoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
     # Flatten [bins, C] (bins major, as upstream's [b, t, bins, C]) and the output convs.
     x = b.reshape(b.op("Transpose", [s.value], perm=[0, 2, 3, 1]), [1, f * c])
     last, b1, b2 = layout.output_convs
-    body = _matmul_1x1(b, x, last, weights)
-    short = _matmul_1x1(b, b.op("Elu", [_matmul_1x1(b, b.op("Elu", [x], alpha=1.0), b1,
+    body = matmul_1x1(b, x, last, weights)
+    short = matmul_1x1(b, b.op("Elu", [matmul_1x1(b, b.op("Elu", [x], alpha=1.0), b1,
                                                     weights)], alpha=1.0), b2, weights)
     emb = b.op("Add", [body, short])                                       # [1, F]
 
@@ -417,8 +405,8 @@ def build_codec_encoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
                                                                        np.float32)])],
                    to=TensorProto.INT64)
     codes = b.op("Mul", [codes, started])
-    b.add_output(codes, io_names.CODES, TensorProto.INT64, [1, cfg.rvq_truncation_level])
+    b.output(codes, io_names.CODES, np.int64, [1, cfg.rvq_truncation_level])
     if include_embeddings:
-        b.add_output(emb, EMBEDDINGS, TensorProto.FLOAT, [1, cfg.num_features])
-    return b.model(doc=f"SpectroStream streaming encoder ({cfg.name}); see onnx_export/"
+        b.output(emb, EMBEDDINGS, np.float32, [1, cfg.num_features])
+    return b.build(f"SpectroStream streaming encoder ({cfg.name}); see onnx_export/"
                        "spectrostream_encoder.py")

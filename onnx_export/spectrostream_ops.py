@@ -1,4 +1,4 @@
-"""A small private ONNX graph builder with the streaming ops the SpectroStream graphs need.
+"""The streaming ops the SpectroStream graphs need, on ``graph.GraphBuilder``.
 
 Tensors are NCHW with H = time (STFT frames) and W = frequency bins. Every streaming op keeps
 its state as a ``past.<name>``/``present.<name>`` pair of fixed shape (zeros initially).
@@ -11,93 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from bridge import io_names
-
-OPSET = 17
-
-
-class GraphBuilder:
-    """Collects nodes, initializers and graph I/O; hands out unique value names."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: dict[str, onnx.TensorProto] = {}
-        self.inputs: list[onnx.ValueInfoProto] = []
-        self.outputs: list[onnx.ValueInfoProto] = []
-        self._states: list[tuple[str, tuple[int, ...], int]] = []
-        self._count = 0
-
-    def _fresh(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def initializer(self, name: str, array: np.ndarray) -> str:
-        if name not in self.initializers:
-            self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
-        return name
-
-    def const(self, array: np.ndarray | list, dtype: type = np.int64) -> str:
-        arr = np.asarray(array, dtype=dtype)
-        return self.initializer(self._fresh("const"), arr)
-
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
-        out = self._fresh(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
-
-    def op_to(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
-
-    def op_multi(self, op_type: str, inputs: list[str], n_out: int, **attrs) -> list[str]:
-        name = self._fresh(op_type.lower())
-        outs = [f"{name}:{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=name, **attrs))
-        return outs
-
-    def add_input(self, name: str, elem_type: int, shape: list[int]) -> str:
-        self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
-        return name
-
-    def add_output(self, value: str, name: str, elem_type: int, shape: list[int]) -> None:
-        self.op_to("Identity", [value], name)
-        self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
-
-    def state(self, name: str, shape: tuple[int, ...], elem_type: int = TensorProto.FLOAT) -> str:
-        """Declare streaming state ``name``; returns the ``past.<name>`` input."""
-        if any(s[0] == name for s in self._states):
-            raise ValueError(f"duplicate state name {name!r}")
-        self._states.append((name, tuple(shape), elem_type))
-        return self.add_input(io_names.past(name), elem_type, list(shape))
-
-    def set_present(self, name: str, value: str) -> None:
-        for sname, shape, et in self._states:
-            if sname == name:
-                self.add_output(value, io_names.present(name), et, list(shape))
-                return
-        raise KeyError(name)
-
-    def model(self, doc: str = "") -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs,
-                                  list(self.initializers.values()))
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="magenta-rt-bridge")
-        model.ir_version = 9  # ORT >= 1.16 reads it; newer onnx writes a newer default
-        model.doc_string = doc
-        onnx.checker.check_model(model)
-        return model
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def slice(self, x: str, axis: int, start: int, end: int) -> str:
-        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
-
-    def reshape(self, x: str, shape: list[int]) -> str:
-        return self.op("Reshape", [x, self.const(shape)])
+from .graph import GraphBuilder
+from .spectrostream_config import ConvSpec
 
 
 def state_name_for(key: str) -> str:
@@ -122,9 +38,18 @@ def conv_weight(b: GraphBuilder, key: str, weights: dict[str, np.ndarray],
         w = k[::-1, ::-1].transpose(2, 3, 0, 1)
     else:
         w = k.transpose(3, 2, 0, 1)
-    wn = b.initializer(key + "/kernel", w)
-    bn = b.initializer(key + "/bias", np.asarray(weights[key + "/bias"], np.float32))
+    wn = b.weight(key + "/kernel", w)
+    bn = b.weight(key + "/bias", np.asarray(weights[key + "/bias"], np.float32))
     return wn, bn
+
+
+def matmul_1x1(b: GraphBuilder, x: str, spec: ConvSpec, weights: dict[str, np.ndarray]) -> str:
+    """A 1x1 conv on a [1, features] vector (time and space are both 1 there)."""
+    k = np.asarray(weights[spec.kernel_key], np.float32).reshape(spec.in_channels,
+                                                                 spec.out_channels)
+    w = b.weight(spec.kernel_key, k)
+    bias = b.weight(spec.bias_key, np.asarray(weights[spec.bias_key], np.float32))
+    return b.op("Add", [b.op("MatMul", [x, w]), bias])
 
 
 def same_freq_padding(kernel: int, stride: int) -> tuple[int, int]:
@@ -146,9 +71,9 @@ def streaming_conv(b: GraphBuilder, x: str, key: str, weights: dict[str, np.ndar
     pf = same_freq_padding(kf, stride_f)
     if kt > 1:
         name = state_name_for(key)
-        past = b.state(name, (n, c, kt - 1, f))
+        past = b.state(name, np.float32, (n, c, kt - 1, f))
         x = b.op("Concat", [past, x], axis=2)
-        b.set_present(name, b.slice(x, 2, t, t + kt - 1))
+        b.set_present(name, b.slice(x, [t], [t + kt - 1], [2]))
     y = b.op("Conv", [x, w, bias], kernel_shape=[kt, kf], strides=[1, stride_f],
              pads=[0, pf[0], 0, pf[1]])
     f_out = (f + pf[0] + pf[1] - kf) // stride_f + 1
@@ -186,11 +111,11 @@ def streaming_conv_transpose(b: GraphBuilder, x: str, key: str, weights: dict[st
     bw = max(kt - st, 0)
     if bw:
         name = state_name_for(key)
-        past = b.state(name, (n, cout, bw, f_out))
-        padded = b.op("Pad", [past, b.const([0, 0, 0, 0, 0, 0, rows + kt - st - bw, 0])])
+        past = b.state(name, np.float32, (n, cout, bw, f_out))
+        padded = b.op("Pad", [past, b.ints([0, 0, 0, 0, 0, 0, rows + kt - st - bw, 0])])
         y = b.op("Add", [y, padded])
-        b.set_present(name, b.slice(y, 2, rows, rows + bw))
-        y = b.slice(y, 2, 0, rows)
+        b.set_present(name, b.slice(y, [rows], [rows + bw], [2]))
+        y = b.slice(y, [0], [rows], [2])
     y = b.op("Add", [y, b.reshape(bias, [1, cout, 1, 1])])
     return y, (n, cout, rows, f_out)
 
@@ -345,9 +270,9 @@ def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
     bias = np.asarray(weights[key + "/bias"], np.float32)
     if mt > 1:
         name = state_name_for(key)
-        past = b.state(name, (n, c, mt - 1, f))
+        past = b.state(name, np.float32, (n, c, mt - 1, f))
         x = b.op("Concat", [past, x], axis=2)
-        b.set_present(name, b.slice(x, 2, t, t + mt - 1))
+        b.set_present(name, b.slice(x, [t], [t + mt - 1], [2]))
     # Stored under the checkpoint keys (a re-layout of those tensors, like conv_weight's); with
     # several phase groups of one kernel size, as one tensor that a constant Split divides
     # (ORT folds it at session start).
@@ -360,17 +285,17 @@ def streaming_conv_transpose_polyphase(b: GraphBuilder, x: str, key: str,
         kernels, biases = map(list, zip(*(winograd_time_kernel(wc, bi)
                                           for wc, bi in zip(kernels, biases))))
     if len({wc.shape[1:] for wc in kernels}) == 1:
-        wn = b.initializer(key + "/kernel", np.concatenate(kernels))
-        bn = b.initializer(key + "/bias", np.concatenate(biases))
+        wn = b.weight(key + "/kernel", np.concatenate(kernels))
+        bn = b.weight(key + "/bias", np.concatenate(biases))
         if len(groups) > 1:
-            sizes = b.const([wc.shape[0] for wc in kernels])
-            ws = b.op_multi("Split", [wn, sizes], len(groups), axis=0)
-            bs = b.op_multi("Split", [bn, sizes], len(groups), axis=0)
+            sizes = b.ints([wc.shape[0] for wc in kernels])
+            ws = b.multi("Split", [wn, sizes], len(groups), axis=0)
+            bs = b.multi("Split", [bn, sizes], len(groups), axis=0)
         else:
             ws, bs = [wn], [bn]
     else:
-        ws = [b.initializer(f"{key}/kernel[phase_group{i}]", wc) for i, wc in enumerate(kernels)]
-        bs = [b.initializer(f"{key}/bias[phase_group{i}]", bi) for i, bi in enumerate(biases)]
+        ws = [b.weight(f"{key}/kernel[phase_group{i}]", wc) for i, wc in enumerate(kernels)]
+        bs = [b.weight(f"{key}/bias[phase_group{i}]", bi) for i, bi in enumerate(biases)]
     if not wino:
         ys = [b.op("Conv", [x, w, bi], kernel_shape=list(wc.shape[2:]), pads=[0, pb, 0, pe])
               for (wc, (pb, pe)), w, bi in zip(groups, ws, bs)]
@@ -438,15 +363,15 @@ def streaming_conv_space_to_depth(b: GraphBuilder, x: str, key: str,
     pf = same_freq_padding(kf, 1)
     k = np.asarray(weights[key + "/kernel"], np.float32).transpose(3, 2, 0, 1)
     w2, (pb, pe) = freq_space_to_depth_kernel(k, p_, pf[0])
-    w = b.initializer(key + "/kernel", w2)
-    bias = b.initializer(key + "/bias", np.repeat(np.asarray(weights[key + "/bias"], np.float32),
+    w = b.weight(key + "/kernel", w2)
+    bias = b.weight(key + "/bias", np.repeat(np.asarray(weights[key + "/bias"], np.float32),
                                                   p_))
     rows = t
     if kt > 1:
         name = state_name_for(key)
-        past = b.state(name, (n, c, kt - 1, f))
+        past = b.state(name, np.float32, (n, c, kt - 1, f))
         x = b.op("Concat", [past, x], axis=2)
-        b.set_present(name, b.slice(x, 2, t, t + kt - 1))
+        b.set_present(name, b.slice(x, [t], [t + kt - 1], [2]))
         rows = t + kt - 1
     x = b.op("Transpose", [b.reshape(x, [n, c, rows, f // p_, p_])], perm=[0, 1, 4, 2, 3])
     x = b.reshape(x, [n, c * p_, rows, f // p_])
@@ -492,13 +417,13 @@ def winograd_time_input(b: GraphBuilder, x: str, shape: tuple[int, int, int, int
     if not time_major:
         x = b.op("Transpose", [x], perm=[0, 2, 1, 3])
     xt = b.reshape(x, [n, 6, c * f])
-    bt = b.initializer("winograd_f43/BT", WINOGRAD_T_BT.astype(np.float32))
+    bt = b.weight("winograd_f43/BT", WINOGRAD_T_BT.astype(np.float32))
     return b.reshape(b.op("MatMul", [bt, xt]), [n, 6 * c, 1, f])
 
 
 def winograd_time_output(b: GraphBuilder, m: str, n: int, cout: int, f: int) -> str:
     """[N, 6*Cout, 1, F] (plane-major products) -> A^T -> [N, 4 rows, Cout, F] (time-major)."""
-    at = b.initializer("winograd_f43/AT", WINOGRAD_T_AT.astype(np.float32))
+    at = b.weight("winograd_f43/AT", WINOGRAD_T_AT.astype(np.float32))
     y = b.op("MatMul", [at, b.reshape(m, [n, 6, cout * f])])
     return b.reshape(y, [n, WINOGRAD_T_ROWS, cout, f])
 
@@ -525,13 +450,13 @@ def streaming_conv_winograd(b: GraphBuilder, x: str, key: str, weights: dict[str
     pf = same_freq_padding(kf, 1)
     w = np.asarray(weights[key + "/kernel"], np.float32).transpose(3, 2, 0, 1)
     u, ub = winograd_time_kernel(w, np.asarray(weights[key + "/bias"], np.float32))
-    wn = b.initializer(key + "/kernel", u)
-    bn = b.initializer(key + "/bias", ub)
+    wn = b.weight(key + "/kernel", u)
+    bn = b.weight(key + "/bias", ub)
     name = state_name_for(key)
     tax = 1 if time_major_in else 2
-    past = b.state(name, (n, kt - 1, c, f) if time_major_in else (n, c, kt - 1, f))
+    past = b.state(name, np.float32, (n, kt - 1, c, f) if time_major_in else (n, c, kt - 1, f))
     x = b.op("Concat", [past, x], axis=tax)
-    b.set_present(name, b.slice(x, tax, t, t + kt - 1))
+    b.set_present(name, b.slice(x, [t], [t + kt - 1], [tax]))
     v = winograd_time_input(b, x, (n, c, t + kt - 1, f), time_major=time_major_in)
     m = b.op("Conv", [v, wn, bn], kernel_shape=[1, kf], group=6, pads=[0, pf[0], 0, pf[1]])
     y = winograd_time_output(b, m, n, cout, f)

@@ -125,15 +125,13 @@ def test_stream_latency_state_and_reset(tiny):
 
 def _run_op_stream(fn, weights, key, shape, arg, xs):
     """Stream ``xs`` (list of [N,C,T,F] chunks) through a one-op graph built by ``fn``."""
-    from onnx import TensorProto
-
-    from onnx_export.spectrostream_ops import GraphBuilder
+    from onnx_export.graph import GraphBuilder
 
     b = GraphBuilder("t")
-    x = b.add_input("x", TensorProto.FLOAT, list(shape))
+    x = b.input("x", np.float32, list(shape))
     y, yshape = fn(b, x, key, weights, shape, *([] if arg is None else [arg]))
-    b.add_output(y, "y", TensorProto.FLOAT, list(yshape))
-    sess = session(b.model())
+    b.output(y, "y", np.float32, list(yshape))
+    sess = session(b.build())
     return np.concatenate([sess.run({"x": c})["y"] for c in xs], axis=2)
 
 
@@ -202,16 +200,14 @@ def test_space_to_depth_conv_matches_streaming_conv(kernel, cout, phases):
 
 @pytest.mark.parametrize("rate", [(1, 2), (1, 3), (2, 2), (2, 1)])
 def test_upsample_nearest_repeats_frames_and_bins(rate):
-    from onnx import TensorProto
-
-    from onnx_export.spectrostream_ops import GraphBuilder, upsample_nearest
+    from onnx_export.graph import GraphBuilder
+    from onnx_export.spectrostream_ops import upsample_nearest
 
     x = np.random.default_rng(2).standard_normal((2, 3, 4, 5)).astype(np.float32)
     b = GraphBuilder("t")
-    y, shape = upsample_nearest(b, b.add_input("x", TensorProto.FLOAT, list(x.shape)), x.shape,
-                                rate)
-    b.add_output(y, "y", TensorProto.FLOAT, list(shape))
-    got = session(b.model()).run({"x": x})["y"]
+    y, shape = upsample_nearest(b, b.input("x", np.float32, list(x.shape)), x.shape, rate)
+    b.output(y, "y", np.float32, list(shape))
+    got = session(b.build()).run({"x": x})["y"]
     np.testing.assert_array_equal(got, x.repeat(rate[0], axis=2).repeat(rate[1], axis=3))
 
 
@@ -232,10 +228,8 @@ def test_winograd_time_conv_matches_streaming_conv(kernel, t):
 
 def test_time_major_handover_matches_nchw_chain():
     """Winograd up-conv (time-major out) -> ELU -> Winograd conv (time-major in) == NCHW chain."""
-    from onnx import TensorProto
-
+    from onnx_export.graph import GraphBuilder
     from onnx_export.spectrostream_ops import (
-        GraphBuilder,
         streaming_conv,
         streaming_conv_transpose,
         streaming_conv_transpose_polyphase,
@@ -250,7 +244,7 @@ def test_time_major_handover_matches_nchw_chain():
 
     def run(fast: bool) -> np.ndarray:
         b = GraphBuilder("t")
-        x = b.add_input("x", TensorProto.FLOAT, [n, c, t, f])
+        x = b.input("x", np.float32, [n, c, t, f])
         if fast:
             h, hs = streaming_conv_transpose_polyphase(b, x, up_key, weights, (n, c, t, f), (1, 3),
                                                        winograd=True, time_major_out=True)
@@ -259,8 +253,8 @@ def test_time_major_handover_matches_nchw_chain():
         else:
             h, hs = streaming_conv_transpose(b, x, up_key, weights, (n, c, t, f), (1, 3))
             y, ys = streaming_conv(b, b.op("Elu", [h]), conv_key, weights, hs)
-        b.add_output(y, "y", TensorProto.FLOAT, list(ys))
-        sess = session(b.model())
+        b.output(y, "y", np.float32, list(ys))
+        sess = session(b.build())
         return np.concatenate([sess.run({"x": xi})["y"] for xi in xs], axis=2)
 
     xs = [rng.standard_normal((n, c, t, f)).astype(np.float32) for _ in range(4)]
