@@ -26,45 +26,17 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
 
 import numpy as np
+from spectrostream_oracle import _flatten, _load, _sequence, _upstream_config  # same folder
 
 logger = logging.getLogger("spectrostream_encoder_oracle")
 ENC_PREFIX = "params/encoder/"
 SS_PREFIX = "params/soundstream/"
 FRAME = 1920
-
-
-def _upstream_config(overrides: dict):
-    import jax.numpy as jnp
-    from magenta_rt.jax import spectrostream
-
-    q_levels = overrides.get("rvq_truncation_level", 12)
-    cfg = spectrostream.stft_spectrostream_40ms_generic_48khz_stereo_config(
-        rvq_truncation_level=q_levels, encoded_truncation_level=q_levels,
-        use_unique_codes=False, param_dtype=jnp.float32, compute_dtype=jnp.float32)
-    q = dataclasses.replace(cfg.quantizer,
-                            num_quantizers=overrides.get("num_quantizers", 64),
-                            embedding_dim=overrides.get("num_features", 256))
-    return dataclasses.replace(
-        cfg, quantizer=q,
-        num_features=overrides.get("num_features", 256),
-        decoder_base_conv_depth=overrides.get("decoder_base_conv_depth", 64),
-        encoder_base_conv_depth=overrides.get("encoder_base_conv_depth", 32))
-
-
-def _flatten(tree, prefix: str) -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) or hasattr(v, "items"):
-            out.update(_flatten(v, prefix + k + "/"))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _variables(flat: dict) -> dict:
@@ -84,10 +56,6 @@ def _variables(flat: dict) -> dict:
     return {"params": tree}
 
 
-def _sequence(values, sl, jnp):
-    return sl.Sequence(values, jnp.ones(values.shape[:2], dtype=jnp.bool_))
-
-
 def cmd_shapes(args: argparse.Namespace) -> None:
     import flax.linen as nn
     import jax
@@ -100,14 +68,6 @@ def cmd_shapes(args: argparse.Namespace) -> None:
     flat = _flatten(nn.meta.unbox(abstract)["params"]["encoder"], ENC_PREFIX)
     with open(args.out, "w") as f:
         json.dump({k: list(v.shape) for k, v in flat.items()}, f, indent=1, sort_keys=True)
-
-
-def _load(path: str) -> dict:
-    if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-        return load_file(path)
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
 
 
 def cmd_encode(args: argparse.Namespace) -> None:

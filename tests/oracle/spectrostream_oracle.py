@@ -41,8 +41,9 @@ def _upstream_config(overrides: dict):
     import jax.numpy as jnp
     from magenta_rt.jax import spectrostream
 
+    q_levels = overrides.get("rvq_truncation_level", 12)
     cfg = spectrostream.stft_spectrostream_40ms_generic_48khz_stereo_config(
-        rvq_truncation_level=overrides.get("rvq_truncation_level", 12),
+        rvq_truncation_level=q_levels, encoded_truncation_level=q_levels,
         use_unique_codes=False, param_dtype=jnp.float32, compute_dtype=jnp.float32)
     q = dataclasses.replace(cfg.quantizer,
                             num_quantizers=overrides.get("num_quantizers", 64),
@@ -153,26 +154,6 @@ def cmd_decode(args: argparse.Namespace) -> None:
     np.savez(args.out, **result)
 
 
-def cmd_encode(args: argparse.Namespace) -> None:
-    import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-    import sequence_layers.jax as sl
-
-    module = _upstream_config(json.loads(args.overrides)).make()
-    tensors = {k: v for k, v in _load(args.tensors).items() if k.startswith(PREFIX)}
-    variables = _unflatten({k: jnp.asarray(v, jnp.float32) for k, v in tensors.items()})
-    audio = np.load(args.audio).astype(np.float32)
-
-    def encode(m, wave):
-        y = m.waveform_to_codes_layer.layer(_sequence(wave[None], sl, jnp), training=False)
-        return y.values[0], y.mask[0]
-
-    codes, mask = jax.jit(lambda v, a: nn.apply(encode, module)(v, a))(variables,
-                                                                      jnp.asarray(audio))
-    np.savez(args.out, codes=np.asarray(codes, np.int64), mask=np.asarray(mask))
-
-
 def main() -> None:
     import jax
     import magenta_rt.jax.spectrostream  # noqa: F401  (installs the vendored sequence_layers)
@@ -192,12 +173,6 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--no-layer", action="store_true", help="skip the whole-sequence decode")
     p.set_defaults(func=cmd_decode)
-    p = sub.add_parser("encode")
-    p.add_argument("--overrides", required=True)
-    p.add_argument("--tensors", required=True)
-    p.add_argument("--audio", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_encode)
     args = parser.parse_args()
     args.func(args)
 
