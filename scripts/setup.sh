@@ -11,7 +11,8 @@ want_test=0
 apt_packages=(libportaudio2 libjack-jackd2-0 jackd2)
 if (( want_test )); then apt_packages+=(mono-mcs mono-runtime godot3-server); fi
 missing=()
-for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in "${apt_packages[@]}"; do installed "$p" || missing+=("$p"); done
 if (( ${#missing[@]} )); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "setup: installing system packages: ${missing[*]}"
