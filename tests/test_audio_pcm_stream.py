@@ -10,29 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from bridge.audio.pcm_stream import HEADER_SIZE, PcmStreamServer, decode_header, encode_packet
+from bridge.audio.pcm_stream import PcmStreamServer, encode_packet, read_packet
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks.null import NullSink
 from bridge.control.state import ControlState
 from bridge.daemon.frame_loop import FrameLoop, ring_capacity
 from bridge.engine import Engine
 from bridge.synthetic import bundled_package
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("stream closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def read_packet(sock: socket.socket) -> tuple[dict, np.ndarray]:
-    head = decode_header(read_exact(sock, HEADER_SIZE))
-    payload = read_exact(sock, head["payload_bytes"])
-    return head, np.frombuffer(payload, "<f4").reshape(head["frame_count"], head["channels"])
 
 
 def test_packet_layout_is_the_documented_one() -> None:

@@ -1,8 +1,7 @@
 """Reading upstream checkpoints: published layouts, and clear errors for bad files."""
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -20,7 +20,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from bridge.audio.pcm_stream import HEADER_SIZE, decode_header
+from bridge.audio.pcm_stream import read_packet
 from tests.jack_util import jack_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,22 +118,6 @@ def test_wav_sink_records_real_time_and_exits_cleanly(bundled_package: Path, tmp
     seconds = pcm.shape[0] / 48_000
     assert elapsed - 0.5 <= seconds <= elapsed + 1.0, (seconds, elapsed)  # real time, not as fast as possible
     assert np.abs(pcm).max() > 0
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def read_packet(sock: socket.socket) -> tuple[dict, np.ndarray]:
-    head = decode_header(read_exact(sock, HEADER_SIZE))
-    data = np.frombuffer(read_exact(sock, head["payload_bytes"]), "<f4")
-    return head, data.reshape(head["frame_count"], head["channels"])
 
 
 def test_pcm_stream_continuity_and_osc_to_audio_latency(bundled_package: Path) -> None:

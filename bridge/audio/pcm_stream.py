@@ -63,6 +63,24 @@ def decode_header(data: bytes) -> dict:
             "produced_ns": ns, "payload_bytes": count * ch * 4}
 
 
+def _recv_exact(sock, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("PCM stream closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_packet(sock) -> tuple[dict, np.ndarray]:
+    """Read one packet from a connected socket: (header dict, float32 frames of shape (n, channels))."""
+    head = decode_header(_recv_exact(sock, HEADER_SIZE))
+    _recv_exact(sock, head["header_size"] - HEADER_SIZE)  # a longer header from a newer version
+    data = np.frombuffer(_recv_exact(sock, head["payload_bytes"]), "<f4")
+    return head, data.reshape(head["frame_count"], head["channels"])
+
+
 class _Client:
     """One connected listener with its own bounded queue and sender thread."""
 
