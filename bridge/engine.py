@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +66,6 @@ class Engine:
         threads: int | None = None,
         seed: int = 0,
         decode_audio: bool = True,
-        trace: bool = False,
-        trace_len: int = 100_000,
     ) -> None:
         self.package = package if isinstance(package, Package) else load_package(package)
         self.providers = resolve_providers(provider)
@@ -86,7 +83,6 @@ class Engine:
         self.sample_rate = SAMPLE_RATE
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2
-        self.trace: deque[dict] | None = deque(maxlen=trace_len) if trace else None
         self._no_force = np.zeros(TOKENS_PER_FRAME, np.bool_)
         self._zeros_tokens = np.zeros(TOKENS_PER_FRAME, np.int64)
         self.reset(seed)
@@ -166,14 +162,5 @@ class Engine:
                 "total": (t4 - t0) * 1e3,
             },
         )
-        if self.trace is not None:
-            self.trace.append({
-                "frame": self.frame_index,
-                "time": time.time(),
-                "conditioning": vec.tolist(),
-                "temperature": float(temperature),
-                "top_k": int(top_k),
-                "codes": codes.tolist(),
-            })
         self.frame_index += 1
         return frame
