@@ -49,14 +49,22 @@ class Package:
         return name in self.manifest.get("graphs", {})
 
     def verify(self) -> None:
-        """Check every graph file against the sha256 recorded at export."""
+        """Check every graph file (and weights side file) against the sha256 recorded at export."""
         for name, entry in self.manifest["graphs"].items():
-            digest = file_sha256(self.root / entry["file"])
-            if digest != entry["sha256"]:
-                raise PackageError(
-                    f"{self.root}: graph {name!r} ({entry['file']}) does not match its manifest checksum; "
-                    "the package is corrupt or was modified — export it again"
-                )
+            for file, digest in _files(entry):
+                if file_sha256(self.root / file) != digest:
+                    raise PackageError(
+                        f"{self.root}: graph {name!r} ({file}) does not match its manifest checksum; "
+                        "the package is corrupt or was modified — export it again"
+                    )
+
+
+def _files(entry: dict) -> list[tuple[str, str]]:
+    """(file, sha256) of a graph entry: the graph, and its weights side file when it has one."""
+    files = [(entry["file"], entry["sha256"])]
+    if "data_file" in entry:
+        files.append((entry["data_file"], entry["data_sha256"]))
+    return files
 
 
 def load_package(root: Path | str, verify: bool = False) -> Package:
@@ -83,8 +91,9 @@ def load_package(root: Path | str, verify: bool = False) -> Package:
         if name not in graphs:
             raise PackageError(f"{path}: package lacks the {name!r} graph")
     for name, entry in graphs.items():
-        if not (root / entry["file"]).is_file():
-            raise PackageError(f"{root}: graph file {entry['file']} listed for {name!r} is missing")
+        for file, _ in _files(entry):
+            if not (root / file).is_file():
+                raise PackageError(f"{root}: graph file {file} listed for {name!r} is missing")
     pkg = Package(root, manifest)
     if verify:
         pkg.verify()

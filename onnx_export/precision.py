@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import onnx
 
 FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "ReduceMean", "ReduceSum", "Sqrt", "Reciprocal",
@@ -70,7 +68,8 @@ def _dedupe_casts(graph: onnx.GraphProto) -> None:
     graph.node.extend(keep)
 
 
-def convert(model: onnx.ModelProto, precision: str, path: Path | None = None) -> onnx.ModelProto:
+def convert(model: onnx.ModelProto, precision: str) -> onnx.ModelProto:
+    """The graph at ``precision`` (fp32 returns it unchanged)."""
     if precision == "int8":
         return to_int8(model)
     if precision == "fp16":

@@ -118,3 +118,27 @@ def test_cli_synth_and_export(tmp_path, capsys):
     # a mismatched size is a clear one-line error, not a traceback
     assert cli.main(["export", "--checkpoint", str(ckpt), "--size", "tiny_base", "--out", str(tmp_path / "q")]) == 2
     assert "has shape" in capsys.readouterr().err
+
+
+def test_graphs_over_the_protobuf_limit_keep_weights_in_checked_side_files(tiny_checkpoint, tiny_package,
+                                                                           tmp_path, monkeypatch):
+    """The path mrt2_base's 9 GB temporal graph takes, exercised on the tiny model with a 1 MB limit."""
+    import onnx_export.export as ex
+
+    monkeypatch.setattr(ex, "INLINE_LIMIT", 1 << 20)
+    pkg_dir = export_package(tiny_checkpoint, "tiny", tmp_path / "big", progress=False)
+    entry = load_package(pkg_dir, verify=True).manifest["graphs"]["temporal"]
+    assert entry["data_file"] == "temporal.onnx.data" and (pkg_dir / entry["data_file"]).stat().st_size > 1 << 20
+    # Same numbers as the inline package.
+    a = Engine(tiny_package, provider="cpu", seed=2)
+    b = Engine(pkg_dir, provider="cpu", seed=2)
+    for _ in range(4):
+        assert (a.step(default_vector()).codes == b.step(default_vector()).codes).all()
+    with open(pkg_dir / entry["data_file"], "r+b") as f:
+        f.seek(4096)
+        f.write(b"\x00" * 64)
+    with pytest.raises(PackageError, match="temporal.onnx.data"):
+        load_package(pkg_dir, verify=True)
+    (pkg_dir / entry["data_file"]).unlink()
+    with pytest.raises(PackageError, match="temporal.onnx.data"):
+        load_package(pkg_dir)
