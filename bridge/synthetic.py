@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,19 @@ def bundled_package() -> Path:
     from onnx_export.export import export_package
     from onnx_export.synth import write_checkpoint, write_codec_encoder
 
+    from .style.synthetic import add_synthetic_musiccoca
+
     log.info("building the bundled synthetic model in %s (first use only)", root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = write_checkpoint(SYNTHETIC_SIZE, SYNTHETIC_SEED, root.parent / f"{root.name}.safetensors")
-    enc = write_codec_encoder(SYNTHETIC_SIZE, SYNTHETIC_SEED, root.parent / f"{root.name}.encoder.safetensors")
-    export_package(ckpt, SYNTHETIC_SIZE, root, codec_encoder=enc, synthetic=True, progress=False)
-    _add_style_encoders(root)
-    ckpt.unlink()
-    enc.unlink()
+    # Build beside the cache entry and move it in complete (graphs + MusicCoCa), so an
+    # interrupted first run never leaves a package that loads but lacks its style encoders.
+    work = root.with_name(root.name + ".building")
+    shutil.rmtree(work, ignore_errors=True)
+    ckpt = write_checkpoint(SYNTHETIC_SIZE, SYNTHETIC_SEED, work / "checkpoint.safetensors")
+    enc = write_codec_encoder(SYNTHETIC_SIZE, SYNTHETIC_SEED, work / "encoder.safetensors")
+    package = export_package(ckpt, SYNTHETIC_SIZE, work / "package", codec_encoder=enc, synthetic=True,
+                             progress=False)
+    add_synthetic_musiccoca(package, SYNTHETIC_SEED)
+    shutil.rmtree(root, ignore_errors=True)
+    package.replace(root)
+    shutil.rmtree(work)
     return root
-
-
-def _add_style_encoders(root: Path) -> None:
-    """Add the synthetic MusicCoCa so text prompts work end to end (if that module is present)."""
-    try:
-        from .style.synthetic import add_synthetic_musiccoca
-    except ImportError:
-        return
-    add_synthetic_musiccoca(root, SYNTHETIC_SEED)

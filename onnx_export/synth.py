@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
+from . import spectrostream, spectrostream_encoder
 from .checkpoint import depthformer_shapes
 from .configs import get_config
-
-log = logging.getLogger(__name__)
 
 
 def _value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -37,11 +35,6 @@ def synth_tensors(size: str, seed: int) -> dict[str, np.ndarray]:
     cfg = get_config(size)
     rng = np.random.default_rng(seed)
     tensors = {k: _value(k, s, rng) for k, s in depthformer_shapes(cfg).items()}
-    try:
-        from . import spectrostream
-    except ImportError:  # codec export not available in this build
-        log.warning("SpectroStream export module missing: checkpoint has no soundstream/ tensors")
-        return tensors
     tensors.update(spectrostream.synth_spectrostream_tensors(spectrostream.codec_config(cfg.codec), rng))
     return tensors
 
@@ -52,28 +45,28 @@ def synth_codec_encoder_tensors(size: str, seed: int) -> dict[str, np.ndarray]:
     The file has no codebooks: the encoder quantizes with the checkpoint's
     ``params/soundstream/quantizer/embedding``, like upstream.
     """
-    from . import spectrostream, spectrostream_encoder
-
     cfg = spectrostream.codec_config(get_config(size).codec)
     rng = np.random.default_rng(seed + 1)
     return spectrostream_encoder.synth_spectrostream_encoder_tensors(cfg, rng, include_quantizer=False)
 
 
-def write_codec_encoder(size: str, seed: int, out: Path) -> Path:
+def _save(tensors: dict[str, np.ndarray], out: Path, size: str, seed: int) -> Path:
+    """Write safetensors atomically (a crash never leaves a truncated file under ``out``)."""
     from safetensors.numpy import save_file
 
-    out = Path(out)
-    save_file(synth_codec_encoder_tensors(size, seed), str(out), metadata={"synthetic": "true"})
-    return out
-
-
-def write_checkpoint(size: str, seed: int, out: Path) -> Path:
-    from safetensors.numpy import save_file
-
-    tensors = synth_tensors(size, seed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".partial")
     save_file(tensors, str(tmp), metadata={"format": "mrt2", "synthetic": "true", "size": size, "seed": str(seed)})
     tmp.replace(out)
     return out
+
+
+def write_codec_encoder(size: str, seed: int, out: Path) -> Path:
+    """A random upstream-layout ``encoder.safetensors`` for ``size``'s codec."""
+    return _save(synth_codec_encoder_tensors(size, seed), out, size, seed)
+
+
+def write_checkpoint(size: str, seed: int, out: Path) -> Path:
+    """A random checkpoint of ``size`` in upstream's exact layout."""
+    return _save(synth_tensors(size, seed), out, size, seed)
