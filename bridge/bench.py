@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +162,3 @@ def format_report(result: dict) -> str:
             f"-> ours is {u['p50_ms'] / result['p50_ms']:.1f}x faster at p50"
         )
     return "\n".join(lines)
-
-
-def main_json(result: dict) -> None:
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")

@@ -104,10 +104,6 @@ class StatefulSession:
         self.reset()
 
     @property
-    def state_names(self) -> list[str]:
-        return list(self._state_specs)
-
-    @property
     def state(self) -> dict[str, np.ndarray]:
         """A host copy of the current state (for inspection and tests)."""
         return {k: v.numpy() for k, v in self._past.items()}

@@ -338,11 +338,3 @@ def build_depth(cfg: DepthformerConfig, w: dict) -> onnx.ModelProto:
     g.output(tokens, io.TOKENS, np.int64, [NUM_LEVELS])
     g.output(logits, io.LOGITS, np.float32, [NUM_LEVELS, CODEBOOK_SIZE])
     return g.build("MRT2 depth decoder: 12 RVQ levels, soft-capped logits, top-k Gumbel-max sampling")
-
-
-def build_all(cfg: DepthformerConfig, w: dict) -> dict[str, onnx.ModelProto]:
-    return {
-        io.ENCODER: build_encoder(cfg, w),
-        io.TEMPORAL: build_temporal(cfg, w),
-        io.DEPTH: build_depth(cfg, w),
-    }

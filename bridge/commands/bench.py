@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result["upstream_ratio_p50"] = round(result["upstream"]["p50_ms"] / result["p50_ms"], 2)
     if args.json:
-        bench.main_json(result)
+        print(json.dumps(result))
     else:
         print(bench.format_report(result))
     return 0
