@@ -71,6 +71,9 @@ class ControlSnapshot:
     volume: float
     version: int
     buffer_samples: int | None = None
+    # Raw guidance scales (style, notes, drums): the engine mixes logits with them;
+    # the conditioning vector carries only their bins.
+    guidance: tuple[float, float, float] = (cond.DEFAULT_CFG_STYLE, cond.DEFAULT_CFG_NOTES, cond.DEFAULT_CFG_DRUMS)
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -496,6 +499,7 @@ class ControlState:
                 volume=self._volume,
                 version=self._version,
                 buffer_samples=self._buffer_samples,
+                guidance=(self._guidance["style"], self._guidance["notes"], self._guidance["drums"]),
             )
             self._onset[:] = False
             self._drum_hit = False
