@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.commands.engine_args import add_engine_args
+
 log = logging.getLogger("mrt-bridge")
 
 
@@ -46,12 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens-out", type=Path, help="save codec codes as int .npy of shape (frames, 12)")
     p.add_argument("--trace-out", type=Path, help="save each frame's 144-int conditioning as .npy")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    add_engine_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from bridge.control.state import ControlState
     from bridge.engine import Engine
+    from bridge.prefill import apply_prefill, current_guidance, parse_prefill
     from bridge.render import load_events, render, write_wav
     from bridge.synthetic import NOTICE, bundled_package
 
@@ -61,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.temperature <= 3 or not 1 <= args.top_k <= 1024:
         raise ValueError("--temperature must be in 0..3 and --top-k in 1..1024")
     events = load_events(args.events) if args.events else []
+    prefill = parse_prefill(args.prefill) if args.prefill else None
     model = args.model
     if model is None:
         model = bundled_package()
-    engine = Engine(model, args.provider, seed=args.seed)
+    engine = Engine(model, args.provider, seed=args.seed, num_cfgs=args.num_cfgs)
     if engine.is_synthetic:
         print(NOTICE)
     from bridge.style.service import service_for_package
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     control.set_top_k(args.top_k)
     if args.style_tokens:
         control.set_style_tokens(np.array(args.style_tokens))
+    if prefill is not None:
+        apply_prefill(engine, prefill, current_guidance(control))
     mapper = None
     if args.config:
         from bridge.control.mapping import GameMapper
@@ -94,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     t = np.array(result.timings_ms) if result.timings_ms else np.zeros(1)
     print(
         f"wrote {args.out}: {frames} frames ({frames / 25:.2f} s), model {engine.package.size}"
-        f"{' (synthetic)' if engine.is_synthetic else ''}, seed {args.seed}; "
+        f"{' (synthetic)' if engine.is_synthetic else ''}, seed {args.seed}, guidance rows {engine.rows}"
+        f"{f', prefill {prefill}' if prefill else ''}; "
         f"step p50 {np.percentile(t, 50):.1f} ms, p99 {np.percentile(t, 99):.1f} ms "
         f"({40.0 / max(np.percentile(t, 50), 1e-6):.2f}x real time at p50)"
     )

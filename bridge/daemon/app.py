@@ -56,6 +56,9 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    num_cfgs: int = 2
+    prefill: str | None = None
+    overlap: bool = True
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
@@ -124,7 +127,7 @@ class Daemon:
             taps = (self.pcm,)
         trace = FrameTrace(opts.trace)
         self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
-                              out_rate=rate, taps=taps, trace=trace)
+                              out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
         self.loop.start()
         if not self.loop.wait_filled(FILL_TIMEOUT_S):
             raise RuntimeError(self.loop.failed or
@@ -134,9 +137,11 @@ class Daemon:
         self.sink.start()
         if self.inputs_factory is not None:
             self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
-        latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
-        log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
-                 self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
+        frames_ahead = opts.buffer_frames + self.loop.codec.latency_frames
+        latency = frames_ahead * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
+        log.info("serving: audio=%s (%d Hz), buffer %d frames%s, guidance rows %d, control latency about %.0f ms",
+                 self.sink.name, rate, self.loop.buffer_frames,
+                 " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, 1000 * latency)
 
     def run(self, stop: threading.Event) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
