@@ -73,6 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
+    from bridge import presets
+
+    p.add_argument("--preset", choices=presets.NAMES, default=None,
+                   help="behaviour and defaults as one: 'default' (this project's) or 'upstream-app' "
+                        "(upstream's apps: temperature 1.1, top-k 50, guidance 1.6/2.4/4.0, Mask onset "
+                        "mode, unmask width 0, style tail masking, piano style until the first prompt, "
+                        "text->audio mapper, seed rotation 0); default: the config's `preset`, else "
+                        "'default'. The README compares them")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop by itself after this many seconds (demos, scripted recordings); "
                         "default: run until Ctrl-C / SIGTERM")
@@ -80,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge import presets
     from bridge.daemon.app import Daemon, ServeOptions
     from bridge.daemon.inputs import build_control, start_inputs
     from bridge.engine import Engine
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
         midi_connect=args.midi_connect,
+        preset=presets.resolve(args.preset, args.config).name,
     )
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge import conditioning as cond
+from bridge import presets
 from bridge.control import state as st
 
 FRAME_RATE = 25.0  # frames per second of the frame clock (40 ms frames)
 CURVES = ("linear", "exp", "log", "s-curve")
 OPS = ("set", "add", "mul")
 QUANTIZE = ("none", "beat", "bar")
+NUM_CFGS = (0, 1, 2)  # logit-level guidance rows: none, style, style + notes
 
 # Mappable parameters other than "weight.<prompt>": name -> (min, max, is_int).
 PARAMS: dict[str, tuple[float, float, bool]] = {
@@ -104,6 +106,9 @@ class MappingConfig:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     initial_state: str | None = None
     midi: dict = field(default_factory=dict)  # raw [midi] table: drum_channel, cc (see midi_in.parse_cc_map)
+    preset: str | None = None  # bridge.presets name (`preset = "upstream-app"`)
+    prefill: str | None = None  # "silence", "audio:/abs/path" or "tokens:/abs/path.npy" (parse_prefill)
+    num_cfgs: int | None = None  # 0, 1 or 2
 
     def param_range(self, param: str) -> tuple[float, float, bool]:
         """Range of a mappable parameter name; ValueError if unknown."""
@@ -124,14 +129,27 @@ class MappingConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, base_dir=Path(path).parent)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: dict) -> MappingConfig:
-        """Build from parsed TOML (a dict)."""
-        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi"})
+    def from_dict(cls, data: dict, base_dir: Path | None = None) -> MappingConfig:
+        """Build from parsed TOML (a dict); file paths in it are relative to ``base_dir`` (default: cwd)."""
+        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi",
+                         "preset", "prefill", "num_cfgs"})
+        preset = data.get("preset")
+        if preset is not None and preset not in presets.PRESETS:
+            raise ValueError(f"preset: {preset!r} is not one of {list(presets.NAMES)}")
+        prefill = data.get("prefill")
+        if prefill is not None:
+            try:
+                prefill = parse_prefill(prefill, base_dir or Path.cwd())
+            except ValueError as exc:
+                raise ValueError(f"prefill: {exc}") from None
+        num_cfgs = data.get("num_cfgs")
+        if num_cfgs is not None and (isinstance(num_cfgs, bool) or num_cfgs not in NUM_CFGS):
+            raise ValueError(f"num_cfgs: expected 0, 1 or 2, got {num_cfgs!r}")
         tempo = _table(data, "tempo")
         _only(tempo, "tempo", {"bpm", "beats_per_bar"})
         bpm = _num(tempo, "tempo.bpm", 120.0, 20.0, 400.0)
@@ -248,11 +266,33 @@ class MappingConfig:
         return cls(
             prompts=cfg.prompts, bpm=bpm, beats_per_bar=bpb, defaults=defaults,
             rtpcs=rtpcs, states=states, triggers=triggers, initial_state=initial, midi=midi,
+            preset=preset, prefill=prefill, num_cfgs=num_cfgs,
         )
 
     def midi_drum_channel(self) -> int:
         """Drum channel (1-based) from [midi], default 10."""
         return int(self.midi.get("drum_channel", 10))
+
+
+def parse_prefill(spec: object, base_dir: Path) -> str:
+    """Validate a prefill spec: ``silence``, ``audio:FILE`` or ``tokens:FILE.npy``.
+
+    Relative paths are taken from ``base_dir``; the file must exist. Returns
+    the spec with an absolute path.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"expected 'silence', 'audio:FILE' or 'tokens:FILE.npy', got {spec!r}")  # noqa: TRY004
+    if spec == "silence":
+        return spec
+    kind, sep, name = spec.partition(":")
+    if not sep or kind not in ("audio", "tokens") or not name.strip():
+        raise ValueError(f"expected 'silence', 'audio:FILE' or 'tokens:FILE.npy', got {spec!r}")
+    path = (Path(base_dir) / name).resolve()
+    if kind == "tokens" and path.suffix != ".npy":
+        raise ValueError(f"tokens prefill must be a .npy file, got {name!r}")
+    if not path.is_file():
+        raise ValueError(f"{kind} prefill file not found: {path}")
+    return f"{kind}:{path}"
 
 
 def _only(t: dict, where: str, allowed: set[str]) -> None:

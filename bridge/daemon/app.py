@@ -56,6 +56,7 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    preset: str = "default"  # a bridge.presets name
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
