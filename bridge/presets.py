@@ -45,6 +45,12 @@ class Preset:
     seed_rotation: int | None  # None: reset keeps the random stream; N: reset reseeds with seed + N
     drum_channel: int | None  # MIDI channel (1-based) taken as drum notes; None: every channel is pitches
 
+    def param_defaults(self) -> dict[str, float]:
+        """Mappable parameter values (mapping_config.PARAMS names) this preset starts from."""
+        style, notes, drums = self.guidance
+        return {"guidance.style": style, "guidance.notes": notes, "guidance.drums": drums,
+                "temperature": self.temperature, "top_k": self.top_k}
+
     def apply(self, control) -> None:
         """Set a ``ControlState``'s parameters and semantics to this preset's."""
         control.set_temperature(self.temperature)

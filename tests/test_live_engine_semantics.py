@@ -299,3 +299,40 @@ def test_render_preset_writes_upstream_conditioning(tiny_package, tmp_path) -> N
         want = upstream_row(PIANO, {60: ANY} if i >= 2 else {})
         np.testing.assert_array_equal(rows[i, :UPSTREAM_LEN].astype(np.int64) + RESERVED, want)
         assert rows[i, cond.CFG_STYLE_INDEX:].tolist() == [13, 17, 5]
+
+
+def test_serve_preset_from_flag_and_config(bundled_package, tmp_path) -> None:
+    """`serve --preset upstream-app` and `preset = "upstream-app"` in --config reach the live controls."""
+    import subprocess
+
+    from tests.test_serve_cli import ROOT, free_port, serve_cmd, wait_for_status
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "upstream"\n')
+    out = subprocess.run(serve_cmd("--audio", "null", "--midi", "none", "--config", str(bad)), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2 and "preset" in out.stderr.strip().splitlines()[-1]
+    good = tmp_path / "app.toml"
+    good.write_text('preset = "upstream-app"\n')
+    for args in (["--preset", "upstream-app"], ["--config", str(good)]):
+        port = free_port()
+        proc = subprocess.Popen(serve_cmd("--audio", "null", "--midi", "none", "--osc-port", str(port),
+                                          "--model", str(bundled_package), "--threads", "1", *args),
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            control = wait_for_status(port, proc)["control"]
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+        assert control["temperature"] == pytest.approx(1.1) and control["top_k"] == 50, args
+        assert control["guidance"] == {"style": 1.6, "notes": 2.4, "drums": 4.0}
+        assert (control["onset_mode"], control["unmask_width"], control["style_tail_mask"],
+                control["seed_rotation"], control["default_style"]) == (False, 0, True, 0, PIANO)
+        assert control["conditioning"]["style_tokens"] == PIANO[:6] + [-1] * 6
+
+
+def test_readme_preset_table_is_the_one_table() -> None:
+    from tests.test_serve_cli import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    assert presets.table_markdown() in text, "README preset table is stale: paste presets.table_markdown()"

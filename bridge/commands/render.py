@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         from bridge.control.mapping import GameMapper
         from bridge.control.mapping_config import MappingConfig
 
-        mapper = GameMapper(MappingConfig.from_toml(args.config), control)
+        mapper = GameMapper(MappingConfig.from_toml(args.config), control, preset=preset.name)
     try:
         result = render(engine, frames, control, events, mapper=mapper, styles=styles)
     finally:

@@ -17,6 +17,7 @@ examples:
   mrt-bridge serve --audio null --pcm-port 9100 # no sound card: stream PCM into a game engine
   mrt-bridge serve --audio wav:session.wav --midi none --trace frames.jsonl
   mrt-bridge serve --config examples/adaptive_soundtrack.toml
+  mrt-bridge serve --preset upstream-app --audio device   # upstream's app: its knobs and note/style semantics
   mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
 
 Control latency is about buffer-frames x 40 ms plus one audio block.

@@ -69,7 +69,7 @@ def start_inputs(opts: ServeOptions, control: ControlState,
             for tick in ticks:
                 tick(kind, beat, bar, in_bar)
 
-        mapper = GameMapper(config, control, on_tick=on_tick)
+        mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
         control.add_frame_hook(mapper.advance)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
