@@ -234,6 +234,10 @@ def test_seed_rotation_reseeds_every_reset() -> None:
     s.set_seed_rotation(None)
     s.request_reset()
     assert s.snapshot(5).seed is None
+    s.set_seed_base(7)                           # render --seed 7: the engine's start seed
+    s.set_seed_rotation(0)
+    s.request_reset()
+    assert s.snapshot(6).seed == 7               # rotation 0 replays the start (upstream: key(42 + row))
     assert app_state().status()["seed_rotation"] == 0
     for bad in (-1, 1001, 2.5):
         with pytest.raises(ValueError):

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     styles = service_for_package(engine.package.root, use_mapper=preset.use_mapper)
     control = ControlState(style_resolver=styles)
     preset.apply(control)
+    control.set_seed_base(args.seed)
     if args.temperature is not None:
         control.set_temperature(args.temperature)
     if args.top_k is not None:

@@ -203,7 +203,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/notes", (Arg("state", "int", cond.MASKED, cond.NOTE_ANY, count=cond.NUM_PITCHES),),
           lambda c, p, a: c.state.set_notes(a),
           "All 128 pitch states at once: -1 masked, 0 off, 1 sustain, 2 onset (one frame, then 1), "
-          "3 sustain-or-onset (model decides).", NOTES),
+          "3 sustain-or-onset (model decides). With an unmask width (/notes/unmask_width >= 0) the "
+          "pitches sent as -1 or 0 follow the width instead.", NOTES),
     Route("/notes/panic", (), lambda c, p, a: c.state.all_notes_off(),
           "All notes off: every held pitch and drum note is released (OFF).", NOTES),
     Route("/notes/clear", (), lambda c, p, a: c.state.clear_notes(),

@@ -451,6 +451,12 @@ class ControlState:
             self._seed_base = seed
             self._bump()
 
+    def set_seed_base(self, seed: int) -> None:
+        """The seed the engine started with: what seed rotation adds to until a /seed arrives."""
+        seed = _check_int("seed", seed, SEED_MIN, SEED_MAX)
+        with self._lock:
+            self._seed_base = seed
+
     def set_seed_rotation(self, rotation: int | None) -> None:
         """None: a reset keeps the random stream (ours). 0..1000: every reset reseeds with
         the last /seed (default 0) + rotation, replaying the same variation (upstream's)."""
