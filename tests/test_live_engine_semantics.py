@@ -26,8 +26,6 @@ exported step, so they are checked against the preset's scales separately.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import rtmidi
@@ -37,6 +35,7 @@ from bridge import conditioning as cond
 from bridge.control.midi_in import MidiHandler, MidiInput
 from bridge.control.state import ControlState
 from tests.jack_util import jack_server
+from tests.test_midi_in import wait_for
 
 RESERVED = 7  # mlx_engine.h:98 kNumReservedTokens
 MASK = RESERVED - 1  # the model's mask id
@@ -248,15 +247,6 @@ def test_temperature_zero_is_exact() -> None:
     s = ControlState()
     s.set_temperature(0.0)
     assert s.snapshot(0).temperature == 0.0
-
-
-def wait_for(fn, timeout: float = 3.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if fn():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met within timeout")
 
 
 def test_real_jack_midi_session_matches_upstream_rows() -> None:

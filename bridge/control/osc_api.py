@@ -239,7 +239,8 @@ ROUTES: tuple[Route, ...] = (
           lambda c, p, a: c.state.set_seed_rotation(None if a[0] < 0 else a[0]),
           "-1 (default): /reset keeps the sampler's random stream (a new variation each time). "
           "0..1000 (upstream's seed rotation; 0 with --preset upstream-app): every /reset reseeds "
-          "with the last /seed (0 if none) + rotation, so a reset replays the same variation.",
+          "with the last /seed (else the start seed: 0, or render's --seed) + rotation, so a reset "
+          "replays the same variation.",
           SAMPLING),
     Route("/reset", (), lambda c, p, a: c.state.request_reset(),
           "Reset the model's streaming state (fresh start) at the next frame.", SAMPLING),

@@ -32,7 +32,8 @@ upstream's levels 6..11); raw ``set_style_tokens`` are always used as given.
 A default style (upstream's "piano" tokens) may stand in until the first
 prompt. Seed rotation (``None`` by default: a reset keeps the sampler's random
 stream): when set, every reset reseeds the sampler with the last ``/seed``
-(0 if none) plus the rotation, so a reset replays the same variation.
+(else the engine's start seed, ``set_seed_base``) plus the rotation, so a
+reset replays the same variation.
 """
 
 from __future__ import annotations
@@ -366,7 +367,8 @@ class ControlState:
         source = None if channel is None else _source(channel)
         with self._lock:
             self._notes.release_source(source)
-            if (channel is None) if drums is None else drums:
+            release_drums = channel is None if drums is None else drums
+            if release_drums:
                 self._drum_held[:] = False
             self._bump()
 
@@ -459,7 +461,7 @@ class ControlState:
 
     def set_seed_rotation(self, rotation: int | None) -> None:
         """None: a reset keeps the random stream (ours). 0..1000: every reset reseeds with
-        the last /seed (default 0) + rotation, replaying the same variation (upstream's)."""
+        the seed base (last /seed, else the start seed) + rotation: the same variation (upstream's)."""
         if rotation is not None:
             rotation = _check_int("seed rotation", rotation, SEED_ROTATION_MIN, SEED_ROTATION_MAX)
         with self._lock:
@@ -545,7 +547,7 @@ class ControlState:
                 style[cond.NUM_STYLE_TOKENS - STYLE_TAIL_MASKED_LEVELS:] = cond.MASKED
             seed = self._seed
             if self._reset and seed is None and self._seed_rotation is not None:
-                seed = self._seed_base + self._seed_rotation
+                seed = (self._seed_base + self._seed_rotation) % (SEED_MAX + 1)
             vec = cond.build_vector(
                 style, notes, drums,
                 self._guidance["style"], self._guidance["notes"], self._guidance["drums"],
