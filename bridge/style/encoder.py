@@ -144,7 +144,8 @@ class StyleEncoder:
             names = [i.name for i in sess.get_inputs()]
             out = sess.run(None, {**self._feed(sess, names[0], emb), **self._feed(sess, names[1], noise)})[0]
         mapped = self._check_embedding(out)
-        return mapped / np.linalg.norm(mapped)
+        norm = np.linalg.norm(mapped)
+        return mapped / norm if norm > 0 else mapped  # as mlx_engine.cpp apply_mapper
 
     def embed_audio(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """768-d embedding of audio (any rate/channels), averaged over 10 s clips."""
