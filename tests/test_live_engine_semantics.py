@@ -330,3 +330,16 @@ def test_readme_preset_table_is_the_one_table() -> None:
 
     text = (ROOT / "README.md").read_text()
     assert presets.table_markdown() in text, "README preset table is stale: paste presets.table_markdown()"
+
+
+def test_midi_drum_channel_follows_preset_unless_config_sets_it(tmp_path) -> None:
+    from bridge.control.mapping_config import MappingConfig
+    from bridge.daemon.inputs import _midi_mapping
+
+    assert _midi_mapping(None, None, "upstream-app")["drum_channel"] is None
+    assert _midi_mapping(None, None, "default")["drum_channel"] == 10
+    path = tmp_path / "m.toml"
+    path.write_text('preset = "upstream-app"\n[midi]\ndrum_channel = 16\n')
+    assert _midi_mapping(None, MappingConfig.from_toml(path), "upstream-app")["drum_channel"] == 16
+    path.write_text('preset = "upstream-app"\n')
+    assert _midi_mapping(None, MappingConfig.from_toml(path), "upstream-app")["drum_channel"] is None

@@ -269,9 +269,9 @@ class MappingConfig:
             preset=preset, prefill=prefill, num_cfgs=num_cfgs,
         )
 
-    def midi_drum_channel(self) -> int:
-        """Drum channel (1-based) from [midi], default 10."""
-        return int(self.midi.get("drum_channel", 10))
+    def midi_drum_channel(self, default: int | None = 10) -> int | None:
+        """Drum channel (1-based) from [midi], else ``default`` (the preset's; None: no drum channel)."""
+        return int(self.midi["drum_channel"]) if "drum_channel" in self.midi else default
 
 
 def parse_prefill(spec: object, base_dir: Path) -> str:

@@ -101,7 +101,7 @@ def _midi_mapping(mapper, config, preset: str = "default") -> dict:
     cc = config.midi.get("cc")
     return {
         "mapper": mapper,
-        "drum_channel": int(config.midi["drum_channel"]) if "drum_channel" in config.midi else drum_channel,
+        "drum_channel": config.midi_drum_channel(drum_channel),
         # No [midi.cc] in the file keeps the built-in map (CC 7 = volume).
         "cc_map": None if cc is None else parse_cc_map(cc),
     }
