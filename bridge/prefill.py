@@ -17,9 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from . import CODEBOOK_SIZE, FRAME_SAMPLES, SAMPLE_RATE, TOKENS_PER_FRAME
 from .conditioning import DRUMS_NONE, MASKED, build_vector
-from .engine import NUM_RESERVED_TOKENS, Engine, codes_to_tokens
+
+if TYPE_CHECKING:  # the config parser imports this module; keep ONNX Runtime out of it
+    from .engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ def audio_codes(engine: Engine, audio: np.ndarray) -> np.ndarray:
 def load_tokens(path: Path) -> np.ndarray:
     """Saved tokens [N, 12]: codes 0..1023, or model token ids (6 + level*1024 + code) as
     ``render --tokens-out`` writes them; returned as model token ids."""
+    from .engine import NUM_RESERVED_TOKENS, codes_to_tokens
+
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -128,6 +134,8 @@ def load_tokens(path: Path) -> np.ndarray:
 
 def prefill_tokens(engine: Engine, spec: PrefillSpec) -> np.ndarray | None:
     """Model tokens [N, 12] of the context ``spec`` names (None for ``none``)."""
+    from .engine import codes_to_tokens
+
     if spec.kind == "none":
         return None
     if spec.kind == "silence":

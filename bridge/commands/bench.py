@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bridge.commands.engine_args import add_engine_args
+from bridge.commands.engine_args import add_engine_args, engine_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be >= 1 and --warmup >= 0")
     model = args.model or bundled_package()
-    engine = Engine(model, args.provider, threads=args.threads, seed=0, num_cfgs=args.num_cfgs,
+    engine = Engine(model, args.provider, threads=args.threads, seed=0, num_cfgs=engine_options(args, None)[0],
                     codec_threads=args.codec_threads)
     if engine.is_synthetic and not args.json:
         print(NOTICE)
     result = bench.run_bench(engine, args.frames, args.warmup, overlap=args.overlap)
     if args.against:
-        ref = Engine(args.against, args.provider, threads=args.threads, decode_audio=False, num_cfgs=args.num_cfgs)
+        ref = Engine(args.against, args.provider, threads=args.threads, decode_audio=False, num_cfgs=engine.num_cfgs)
         engine.reset(seed=0)
         result["quality"] = {"reference": str(args.against), **bench.compare_quality(engine, ref)}
     if args.compare_upstream:

@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from bridge.commands.engine_args import add_engine_args
+from bridge.commands.engine_args import add_engine_args, engine_options
 
 log = logging.getLogger("mrt-bridge.serve")
 
@@ -19,6 +19,7 @@ examples:
   mrt-bridge serve --audio null --pcm-port 9100 # no sound card: stream PCM into a game engine
   mrt-bridge serve --audio wav:session.wav --midi none --trace frames.jsonl
   mrt-bridge serve --config examples/adaptive_soundtrack.toml
+  mrt-bridge serve --preset upstream-app --audio device   # upstream's app: its knobs and note/style semantics
   mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
 
 Control latency is about buffer-frames x 40 ms plus one audio block.
@@ -79,6 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="decode audio in line instead of on a second thread one frame behind the model "
                         "step (overlap costs 40 ms of latency and nearly halves the frame time on 2 cores)")
+    from bridge import presets
+
+    p.add_argument("--preset", choices=presets.NAMES, default=None,
+                   help="behaviour and defaults as one: 'default' (this project's) or 'upstream-app' "
+                        "(upstream's apps: temperature 1.1, top-k 50, guidance 1.6/2.4/4.0, Mask onset "
+                        "mode, unmask width 0, style tail masking, piano style until the first prompt, "
+                        "text->audio mapper, seed rotation 0); default: the config's `preset`, else "
+                        "'default'. The README compares them")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop by itself after this many seconds (demos, scripted recordings); "
                         "default: run until Ctrl-C / SIGTERM")
@@ -86,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge import presets
     from bridge.daemon.app import Daemon, ServeOptions
     from bridge.daemon.inputs import build_control, start_inputs
     from bridge.engine import Engine
@@ -100,14 +110,15 @@ def run(args: argparse.Namespace) -> int:
         buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
-        midi_connect=args.midi_connect, num_cfgs=args.num_cfgs, prefill=args.prefill, overlap=args.overlap,
+        midi_connect=args.midi_connect, overlap=args.overlap,
+        preset=presets.resolve(args.preset, args.config).name,
     )
+    opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")
     from bridge.audio.sinks import parse_audio_spec
-    from bridge.prefill import apply_prefill, current_guidance, parse_prefill
+    from bridge.prefill import apply_prefill, current_guidance
     parse_audio_spec(opts.audio)  # fail on a typo before loading the model
-    prefill = parse_prefill(opts.prefill) if opts.prefill else None
 
     def make_engine() -> Engine:
         engine = Engine(opts.model, provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs)

@@ -57,8 +57,8 @@ class ServeOptions:
     threads: int | None = None
     midi_connect: str | None = None
     num_cfgs: int = 2
-    prefill: str | None = None
     overlap: bool = True
+    preset: str = "default"  # a bridge.presets name
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.

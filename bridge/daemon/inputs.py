@@ -32,11 +32,15 @@ class _Stopper:
 
 
 def build_control(opts: ServeOptions, engine) -> ControlState:
-    """The control state, with the model package's style service attached when it has one."""
+    """The control state (preset applied), with the package's style service when it has one."""
+    from bridge import presets
     from bridge.style.service import service_for_package
 
     control = ControlState()
-    resolver = service_for_package(engine.package.root, opts.palette)
+    preset = presets.get(opts.preset)
+    preset.apply(control)
+    log.info("preset %s: %s", preset.name, preset.summary)
+    resolver = service_for_package(engine.package.root, opts.palette, use_mapper=preset.use_mapper)
     if resolver is not None:
         control.set_style_resolver(resolver)
     return control
@@ -65,7 +69,7 @@ def start_inputs(opts: ServeOptions, control: ControlState,
             for tick in ticks:
                 tick(kind, beat, bar, in_bar)
 
-        mapper = GameMapper(config, control, on_tick=on_tick)
+        mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
         control.add_frame_hook(mapper.advance)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
@@ -85,16 +89,19 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     return started
 
 
-def _midi_mapping(mapper, config) -> dict:
-    """MidiHandler keyword arguments from the mapping file's [midi] table (defaults without one)."""
+def _midi_mapping(mapper, config, preset: str = "default") -> dict:
+    """MidiHandler keyword arguments from the mapping file's [midi] table (the preset's without one)."""
+    from bridge import presets
+
+    drum_channel = presets.get(preset).drum_channel
     if config is None:
-        return {"mapper": mapper}
+        return {"mapper": mapper, "drum_channel": drum_channel}
     from bridge.control.midi_in import parse_cc_map
 
     cc = config.midi.get("cc")
     return {
         "mapper": mapper,
-        "drum_channel": config.midi_drum_channel(),
+        "drum_channel": config.midi_drum_channel(drum_channel),
         # No [midi.cc] in the file keeps the built-in map (CC 7 = volume).
         "cc_map": None if cc is None else parse_cc_map(cc),
     }
@@ -113,7 +120,7 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
 
     audio_kind = parse_audio_spec(opts.audio)[0]
     api = mode if mode != "auto" else ("jack" if audio_kind == "jack" else "alsa")
-    kwargs = _midi_mapping(mapper, config)
+    kwargs = _midi_mapping(mapper, config, opts.preset)
     try:
         if api == "jack" and isinstance(sink, JackSink):
             # One JACK client for audio and MIDI: the port is exactly mrt-bridge:midi_in.
