@@ -14,10 +14,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from typing import TYPE_CHECKING
 
 from . import CODEBOOK_SIZE, FRAME_SAMPLES, SAMPLE_RATE, TOKENS_PER_FRAME
 from .conditioning import DRUMS_NONE, MASKED, build_vector

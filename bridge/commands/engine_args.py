@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
 
 from bridge.conditioning import NUM_CFGS_CHOICES
