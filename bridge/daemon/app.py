@@ -56,6 +56,8 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
@@ -79,6 +81,7 @@ class Daemon:
         self.ring: AudioRing | None = None
         self.loop: FrameLoop | None = None
         self.pcm: PcmStreamServer | None = None
+        self.web = None  # bridge.web.server.WebStudio with --web
         self.inputs: list[Closeable] = []
         self.started_at = time.monotonic()
         self.exit_reason = ""
@@ -102,6 +105,8 @@ class Daemon:
             out["sink"] = self.sink.status()
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
+        if self.web is not None:
+            out["web"] = self.web.status()
         return out
 
     # -- life cycle ---------------------------------------------------------------
@@ -123,6 +128,10 @@ class Daemon:
             self.pcm = PcmStreamServer(opts.pcm_port)
             taps = (self.pcm,)
         trace = FrameTrace(opts.trace)
+        if opts.web_port is not None:
+            from bridge.web.server import WebStudio
+            self.web = WebStudio(opts.web_host, opts.web_port, trace)
+            taps = (*taps, self.web.tap)
         self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace)
         self.loop.start()
@@ -133,7 +142,8 @@ class Daemon:
         self.ring.reset_low_water()
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
+            extra = {} if self.web is None else {"web": self.web}
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, **extra)
         latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
         log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
                  self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
@@ -189,6 +199,8 @@ class Daemon:
             self.sink.stop()
         if self.pcm is not None:
             self.pcm.close()
+        if self.web is not None:
+            self.web.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
