@@ -35,7 +35,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 # Root in a container with no network: no sandbox, no GPU, no background traffic, a fresh profile.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1750")
+                  "--window-size=1400,1440")
 
 
 def _need(what: str) -> None:

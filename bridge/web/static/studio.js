@@ -17,6 +17,7 @@ const TEMPO = '/tempo';
 const SPECIAL = new Set([SLOT_TEXT, SLOT_PALETTE, SLOT_WEIGHT, NOTE_ON, NOTE_OFF, RTPC, STATE, TRIGGER]);
 
 const ROLL_FRAMES = 250;         // 10 s of frames on the piano roll
+const ROLL_LOW = 21, ROLL_HIGH = 108;  // the piano's range; pitches outside it are drawn on its edges
 const THROTTLE_MS = 40;          // at most one message per control per frame
 const HOLD_AFTER_INPUT_MS = 1500;  // a widget the user just moved ignores status for this long
 
@@ -351,14 +352,15 @@ function drawRoll() {
   const c = $('roll');
   const g = c.getContext('2d');
   const W = c.width, H = c.height;
-  const pitchH = 2, top = 0, notesH = 128 * pitchH;
+  const pitchH = 3, top = 0, notesH = (ROLL_HIGH - ROLL_LOW + 1) * pitchH;
+  const rowY = (p) => top + (ROLL_HIGH - Math.max(ROLL_LOW, Math.min(ROLL_HIGH, p))) * pitchH;
   const drumsY = notesH + 6, styleY = drumsY + 14, cfgY = styleY + 14, cfgH = H - cfgY - 2;
   const dx = W / ROLL_FRAMES;
   g.fillStyle = '#0e1014'; g.fillRect(0, 0, W, H);
   g.fillStyle = '#151922';
-  for (let p = 0; p < 128; p++) if ([1, 3, 6, 8, 10].includes(p % 12)) g.fillRect(0, top + (127 - p) * pitchH, W, pitchH);
+  for (let p = ROLL_LOW; p <= ROLL_HIGH; p++) if ([1, 3, 6, 8, 10].includes(p % 12)) g.fillRect(0, rowY(p), W, pitchH);
   g.fillStyle = '#232836';
-  for (let p = 0; p < 128; p += 12) g.fillRect(0, top + (127 - p) * pitchH + pitchH - 1, W, 1);
+  for (let p = 24; p <= ROLL_HIGH; p += 12) g.fillRect(0, rowY(p) + pitchH - 1, W, 1);
   const frames = studio.frames;
   const x0 = W - frames.length * dx;
   const bins = studio.desc ? studio.desc.cfg_bins : [41, 41, 9];
@@ -372,7 +374,7 @@ function drawRoll() {
     prevStyle = style;
     const cell = (pitches, color) => {
       g.fillStyle = color;
-      for (const p of pitches) g.fillRect(x, top + (127 - p) * pitchH, Math.ceil(dx), pitchH);
+      for (const p of pitches) g.fillRect(x, rowY(p), Math.ceil(dx), pitchH);
     };
     cell(f.sustained || [], '#4cc38a');
     cell(f.free || [], '#5fb3ff');
@@ -388,6 +390,7 @@ function drawRoll() {
     });
   });
   g.fillStyle = '#8a90a0'; g.font = '10px system-ui';
+  for (let p = 24; p <= ROLL_HIGH; p += 12) g.fillText(`C${p / 12 - 1}`, 2, rowY(p) + pitchH - 1);
   g.fillText('drums', 2, drumsY + 9); g.fillText('style', 2, styleY + 9); g.fillText('cfg', 2, cfgY + 9);
 }
 
