@@ -30,6 +30,7 @@ import email.utils
 import importlib.resources
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -157,7 +158,8 @@ def _bind(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         return socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise RuntimeError(f"cannot serve the web studio on {host}:{port} ({exc.strerror or exc}); "
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RuntimeError(f"cannot serve the web studio on {host}:{port} ({reason}); "
                            "is another daemon running? choose another port with --web PORT") from None
 
 
