@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import tempfile
 import time
@@ -22,13 +21,11 @@ import wave
 from collections.abc import Iterator
 
 import pytest
-from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_server import BlockingOSCUDPServer
-from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.control import osc_api
 from bridge.render import load_events
 from tests.clients.daemon import free_port, running_daemon
+from tests.test_serve_e2e import OscRig
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -67,40 +64,16 @@ def browser(tmp_path) -> Iterator[object]:
         driver.quit()
 
 
-class OscStatus:
-    """/status over UDP loopback, answered to a local port."""
-
-    def __init__(self, port: int) -> None:
-        self.client = SimpleUDPClient("127.0.0.1", port)
-        self.replies: list[dict] = []
-        disp = Dispatcher()
-        disp.map("/status/reply", lambda _a, *args: self.replies.append(json.loads(args[-1])))
-        self.server = BlockingOSCUDPServer(("127.0.0.1", 0), disp)
-        self.server.timeout = 0.1
-
-    def get(self) -> dict:
-        while select.select([self.server.socket], [], [], 0)[0]:
-            self.server.handle_request()
-        self.replies.clear()
-        self.client.send_message("/status", [self.server.server_address[1]])
-        end = time.monotonic() + 2.0
-        while not self.replies and time.monotonic() < end:
-            self.server.handle_request()
-        assert self.replies, "no /status/reply"
-        return self.replies[-1]
-
-    def until(self, predicate, what: str, timeout: float = 10.0) -> dict:
-        end = time.monotonic() + timeout
-        while True:
-            status = self.get()
-            if predicate(status):
-                return status
-            if time.monotonic() > end:
-                raise AssertionError(f"/status never showed {what}; last: {json.dumps(status)[:2000]}")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.server.server_close()
+def status_until(osc: OscRig, predicate, what: str, timeout: float = 10.0) -> dict:
+    """Ask /status over UDP until ``predicate`` holds."""
+    end = time.monotonic() + timeout
+    while True:
+        status = osc.status()
+        if status is not None and predicate(status):
+            return status
+        if time.monotonic() > end:
+            raise AssertionError(f"/status never showed {what}; last: {json.dumps(status)[:2000]}")
+        time.sleep(0.05)
 
 
 def wait_js(driver, script: str, what: str, timeout: float = 20.0):
@@ -121,7 +94,7 @@ def test_studio_in_headless_chromium(browser, tmp_path) -> None:
     driver = browser
     web_port = free_port()
     with running_daemon(extra_args=["--web", str(web_port)], ready_line="web studio on") as daemon:
-        osc = OscStatus(daemon.osc_port)
+        osc = OscRig(daemon.osc_port)
         try:
             driver.get(f"http://127.0.0.1:{web_port}/")
             wait_js(driver, "return studio.ready && studio.connected && studio.statusCount > 0", "a status push")
@@ -136,31 +109,31 @@ def test_studio_in_headless_chromium(browser, tmp_path) -> None:
             slider = driver.find_element(By.CSS_SELECTOR, 'input[data-rtpc="danger"]')
             slider.click()
             slider.send_keys(Keys.END)
-            osc.until(lambda s: s["game"]["rtpc"]["danger"]["target"] == 1.0, "danger = 1.0")
+            status_until(osc, lambda s: s["game"]["rtpc"]["danger"]["target"] == 1.0, "danger = 1.0")
 
             # State button (quantised to the beat).
             driver.find_element(By.CSS_SELECTOR, 'button[data-state="combat"]').click()
-            osc.until(lambda s: s["game"]["state"] == "combat", "state combat")
+            status_until(osc, lambda s: s["game"]["state"] == "combat", "state combat")
 
             # A piano key held with the mouse, then released.
             key = driver.find_element(By.CSS_SELECTOR, '.key[data-pitch="64"]')
             ActionChains(driver).click_and_hold(key).perform()
-            osc.until(lambda s: s["control"]["notes_held"] == [64], "E4 held")
+            status_until(osc, lambda s: s["control"]["notes_held"] == [64], "E4 held")
             ActionChains(driver).release(key).perform()
-            osc.until(lambda s: s["control"]["notes_held"] == [], "E4 released")
+            status_until(osc, lambda s: s["control"]["notes_held"] == [], "E4 released")
 
             # The computer keyboard: A is middle C.
             ActionChains(driver).key_down("a").perform()
-            osc.until(lambda s: s["control"]["notes_held"] == [60], "C4 held from the A key")
+            status_until(osc, lambda s: s["control"]["notes_held"] == [60], "C4 held from the A key")
             ActionChains(driver).key_up("a").perform()
-            osc.until(lambda s: s["control"]["notes_held"] == [], "C4 released")
+            status_until(osc, lambda s: s["control"]["notes_held"] == [], "C4 released")
             # Both pitches are now OFF (the model is told not to play them), no longer masked.
-            osc.until(lambda s: s["control"]["conditioning"]["masked"] == 126, "60 and 64 off in the conditioning")
+            status_until(osc, lambda s: s["control"]["conditioning"]["masked"] == 126, "60 and 64 off in the conditioning")
 
             # A prompt slot from the table's /style/prompt/<slot>.
             prompt = driver.find_element(By.CSS_SELECTOR, 'input[data-slot="3"][type="text"]')
             prompt.send_keys("warm strings", Keys.ENTER)
-            osc.until(lambda s: s["control"]["slots"][3]["prompt"] == "warm strings", "slot 3 prompt")
+            status_until(osc, lambda s: s["control"]["slots"][3]["prompt"] == "warm strings", "slot 3 prompt")
 
             # Audio: PCM stream packets over the WebSocket into the AudioWorklet.
             driver.find_element(By.ID, "listen").click()
@@ -196,7 +169,7 @@ def test_studio_in_headless_chromium(browser, tmp_path) -> None:
 
             severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert severe == [], f"console errors: {severe}"
-            web = osc.get()["engine"]["web"]
+            web = osc.status()["engine"]["web"]
             assert web["pages"] == 1 and web["listeners"] == 1 and web["invalid"] == 0
         finally:
             osc.close()

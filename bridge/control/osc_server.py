@@ -120,6 +120,7 @@ class OscServer:
         self._thread: threading.Thread | None = None
         self.received = 0
         self.rejected = 0
+        self._count_lock = threading.Lock()  # the web studio's thread counts here too
         # Called with (address, args) for every applied message (e.g. the web studio's recorder).
         self.listeners: list[Callable[[str, list], None]] = []
 
@@ -185,7 +186,8 @@ class OscServer:
         None when it was applied, else the reason it was rejected. Applied
         messages are passed to every callable in ``listeners`` (address, args).
         """
-        self.received += 1
+        with self._count_lock:
+            self.received += 1
         try:
             osc_api.dispatch(self._ctx, address, args, sender)
         except LookupError:
@@ -193,7 +195,8 @@ class OscServer:
         except ValueError as exc:
             reason = str(exc)
         except Exception:
-            self.rejected += 1
+            with self._count_lock:
+                self.rejected += 1
             log.exception("OSC %s: handler failed", address)
             return "handler failed"
         else:
@@ -207,7 +210,8 @@ class OscServer:
         return reason
 
     def _reject(self, address: str, reason: str) -> None:
-        self.rejected += 1
+        with self._count_lock:
+            self.rejected += 1
         address = address[:80]
         found = osc_api.match(address)
         key_addr = found[0].address if found else address
