@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -215,3 +217,30 @@ def test_busy_port_is_one_clear_line(rig) -> None:
     with socket.create_connection(("127.0.0.1", rig.studio.port), timeout=2) as s:  # still serving
         s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % rig.studio.port)
         assert s.recv(12) == b"HTTP/1.1 200"
+
+
+def test_a_page_that_stops_reading_loses_packets_not_audio(rig) -> None:
+    """A stalled listener: its outbox overflows and is counted; the tap never blocks the frame loop."""
+    frame = np.zeros((FRAME_SAMPLES, 2), np.float32)
+    with connect(rig.ws_url.replace("/ws", "/ws/audio"), max_queue=1, close_timeout=0.5) as ws:
+        deadline = time.monotonic() + 5
+        while not rig.studio.status()["listeners"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for i in range(400):  # 16 s of audio (6 MB) at once; this page reads none of it
+            rig.studio.tap.publish(frame, i)
+            if i % 40 == 0:
+                time.sleep(0.05)  # let the server thread move what it can
+        deadline = time.monotonic() + 10
+        while rig.studio.status()["audio_dropped"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rig.studio.status()["audio_dropped"] > 0
+        ws.recv(timeout=5)  # the connection is alive and still delivers
+    assert rig.studio.recorder.audio_seconds > 0
+
+
+def test_web_flags_are_checked_before_anything_starts() -> None:
+    for args, message in ((["--web-host", "0.0.0.0"], "--web-host needs --web"),
+                          (["--web", "70000"], "--web PORT must be 0..65535")):
+        proc = subprocess.run([sys.executable, "-m", "bridge.cli", "serve", "--audio", "null", *args],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr

@@ -252,7 +252,7 @@ class WebStudio:
     async def _main(self) -> None:
         async with serve(self._handle_ws, sock=self._sock, process_request=self._http,
                          max_size=MAX_MESSAGE_BYTES, max_queue=16, compression=None,
-                         logger=_ws_log, server_header=None):
+                         close_timeout=1.0, logger=_ws_log, server_header=None):
             tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self._push_status())]
             await self._stop.wait()
             for task in tasks:

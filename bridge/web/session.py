@@ -34,7 +34,6 @@ class SessionRecorder:
         self.events_dropped = 0
         self._audio: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=max(1, int(max_audio_s * FRAME_RATE)))
-        self.audio_frames = 0
         # The frame the next snapshot is taken for: control changes made now apply to it.
         self.next_frame = 0
 
@@ -58,7 +57,6 @@ class SessionRecorder:
         head = decode_header(packet)
         samples = np.frombuffer(packet, "<f4", offset=head["header_size"], count=head["frame_count"] * head["channels"])
         self._audio.append((head["frame_index"], to_int16(samples).tobytes()))  # interleaved L R stays interleaved
-        self.audio_frames += 1
 
     # ------------------------------------------------------------------- outputs
     @property
