@@ -62,6 +62,7 @@ class ServeOptions:
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
+# With --web the factory also gets ``web=`` the bound WebStudio, to attach to the OSC dispatch.
 InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
 
 

@@ -164,7 +164,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class WebStudio:
-    """The studio's server. Binds in the constructor (a busy port fails before anything starts);
+    """The studio's server. Binds in the constructor (a busy port fails before the frame loop starts);
     :meth:`attach` connects it to the daemon's control side, :meth:`start` serves, :meth:`close` stops."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, trace: FrameTrace | None = None,
@@ -189,7 +189,7 @@ class WebStudio:
         self.received = 0
         self.invalid = 0
         self.shed = 0
-        self._dropped_out = 0
+        self._dropped_gone = {False: 0, True: 0}  # outbox drops of closed connections: control, audio
 
     @property
     def url(self) -> str:
@@ -241,8 +241,9 @@ class WebStudio:
             "received": self.received,
             "invalid": self.invalid,
             "shed": self.shed,
-            "dropped_out": self._dropped_out + sum(c.dropped for c in list(self._control_clients)),
-            "audio_dropped": self.tap.dropped + sum(c.dropped for c in list(self._audio_clients)),
+            "dropped_out": self._dropped_gone[False] + sum(c.dropped for c in list(self._control_clients)),
+            "audio_dropped": (self.tap.dropped + self._dropped_gone[True]
+                              + sum(c.dropped for c in list(self._audio_clients))),
             "events": self.recorder.event_count,
             "events_dropped": self.recorder.events_dropped,
             "audio_recorded_s": round(self.recorder.audio_seconds, 2),
@@ -364,7 +365,7 @@ class WebStudio:
             pass
         finally:
             clients.discard(client)
-            self._dropped_out += client.dropped
+            self._dropped_gone[audio] += client.dropped
             writer.cancel()
 
     async def _serve_control(self, ws: ServerConnection, client: _Client) -> None:
