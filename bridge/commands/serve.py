@@ -21,6 +21,8 @@ examples:
   mrt-bridge serve --config examples/adaptive_soundtrack.toml
   mrt-bridge serve --preset upstream-app --audio device   # upstream's app: its knobs and note/style semantics
   mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
+  mrt-bridge serve --audio null --web --config examples/adaptive_soundtrack.toml
+                                                # browser studio on http://127.0.0.1:8080/ (audio in the page)
 
 Control latency is about buffer-frames x 40 ms plus one audio block.
 Stop with Ctrl-C (or SIGTERM): it drains the buffered audio and exits cleanly.
@@ -69,6 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pcm-port", type=int, metavar="N",
                    help="also stream 48 kHz stereo float32 PCM on tcp://127.0.0.1:N for in-game "
                         "playback (format: docs/pcm-stream.md)")
+    p.add_argument("--web", type=int, nargs="?", const=8080, metavar="PORT",
+                   help="also serve the browser studio on http://127.0.0.1:PORT/ (default port 8080): "
+                        "every control of the OSC address table, the mapping's sliders and buttons, a "
+                        "keyboard, meters, a piano roll of the conditioning, the audio in the page and "
+                        "downloads of the session (events and WAV)")
+    p.add_argument("--web-host", metavar="ADDRESS",
+                   help="address the studio listens on (default: 127.0.0.1; 0.0.0.0 lets other machines "
+                        "in, with no password)")
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="write one JSON line per frame: time, conditioning, step time, play time")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
@@ -112,10 +122,15 @@ def run(args: argparse.Namespace) -> int:
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
         midi_connect=args.midi_connect, overlap=args.overlap,
         preset=presets.resolve(args.preset, args.config).name,
+        web_port=args.web, web_host=args.web_host or "127.0.0.1",
     )
     opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")
+    if args.web_host is not None and args.web is None:
+        raise ValueError("--web-host needs --web [PORT]")
+    if args.web is not None and not 0 <= args.web <= 65535:
+        raise ValueError(f"--web PORT must be 0..65535 (0 picks a free port), got {args.web}")
     from bridge.audio.sinks import parse_audio_spec
     from bridge.prefill import apply_prefill, current_guidance
     parse_audio_spec(opts.audio)  # fail on a typo before loading the model

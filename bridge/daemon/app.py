@@ -59,10 +59,13 @@ class ServeOptions:
     num_cfgs: int = 2
     overlap: bool = True
     preset: str = "default"  # a bridge.presets name
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
+# With --web the factory also gets ``web=`` the bound WebStudio, to attach to the OSC dispatch.
 InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
 
 
@@ -82,6 +85,7 @@ class Daemon:
         self.ring: AudioRing | None = None
         self.loop: FrameLoop | None = None
         self.pcm: PcmStreamServer | None = None
+        self.web = None  # bridge.web.server.WebStudio with --web
         self.inputs: list[Closeable] = []
         self.started_at = time.monotonic()
         self.exit_reason = ""
@@ -105,6 +109,8 @@ class Daemon:
             out["sink"] = self.sink.status()
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
+        if self.web is not None:
+            out["web"] = self.web.status()
         return out
 
     # -- life cycle ---------------------------------------------------------------
@@ -126,6 +132,10 @@ class Daemon:
             self.pcm = PcmStreamServer(opts.pcm_port)
             taps = (self.pcm,)
         trace = FrameTrace(opts.trace)
+        if opts.web_port is not None:
+            from bridge.web.server import WebStudio
+            self.web = WebStudio(opts.web_host, opts.web_port, trace)
+            taps = (*taps, self.web.tap)
         self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
         self.loop.start()
@@ -136,7 +146,8 @@ class Daemon:
         self.ring.reset_low_water()
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
+            extra = {} if self.web is None else {"web": self.web}
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, **extra)
         frames_ahead = opts.buffer_frames + self.loop.codec.latency_frames
         latency = frames_ahead * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
         log.info("serving: audio=%s (%d Hz), buffer %d frames%s, guidance rows %d, control latency about %.0f ms",
@@ -194,6 +205,8 @@ class Daemon:
             self.sink.stop()
         if self.pcm is not None:
             self.pcm.close()
+        if self.web is not None:
+            self.web.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",

@@ -47,11 +47,13 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
 
 
 def start_inputs(opts: ServeOptions, control: ControlState,
-                 status_provider: Callable[[], dict], sink: Sink | None = None) -> list[Closeable]:
+                 status_provider: Callable[[], dict], sink: Sink | None = None,
+                 web=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
-    MIDI input port is registered on the sink's own client.
+    MIDI input port is registered on the sink's own client. ``web``: the bound
+    WebStudio of ``--web``; its page messages go through the OSC server's dispatch.
     """
     from bridge.control.osc_server import OscServer
 
@@ -79,6 +81,10 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
+        if web is not None:
+            web.attach(osc, control, mapper)
+            web.start()
+            started.append(web)
         midi = _start_midi(opts, control, mapper, config, sink)
         if midi is not None:
             started.append(midi)
