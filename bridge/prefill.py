@@ -44,21 +44,26 @@ class PrefillSpec:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
 
-def parse_prefill(text: str, base_dir: Path | None = None) -> PrefillSpec:
+def parse_prefill(text: object, base_dir: Path | None = None) -> PrefillSpec:
     """Parse ``none | silence | audio:FILE | tokens:FILE.npy``; the file must exist.
 
-    A relative path is taken from ``base_dir`` (the config file's folder) when given.
+    A relative path is taken from ``base_dir`` (the config file's folder) when given,
+    else from the working directory; the spec keeps it absolute.
     """
-    kind, _, rest = str(text).strip().partition(":")
+    usage = "expected none, silence, audio:FILE or tokens:FILE.npy"
+    if not isinstance(text, str):
+        raise ValueError(f"prefill: {usage}, got {text!r}")
+    kind, _, rest = text.strip().partition(":")
     if kind in ("none", "silence") and not rest:
         return PrefillSpec(kind)
-    if kind not in ("audio", "tokens") or not rest:
-        raise ValueError(f"prefill: expected none, silence, audio:FILE or tokens:FILE.npy, got {text!r}")
-    path = Path(rest).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = base_dir / path
+    if kind not in ("audio", "tokens") or not rest.strip():
+        raise ValueError(f"prefill: {usage}, got {text!r}")
+    path = Path(rest.strip()).expanduser()
+    path = ((base_dir or Path.cwd()) / path).resolve()
+    if kind == "tokens" and path.suffix != ".npy":
+        raise ValueError(f"prefill: tokens must be a .npy file, got {rest!r}")
     if not path.is_file():
-        raise ValueError(f"prefill: {kind} file {path} does not exist")
+        raise ValueError(f"prefill: {kind} file not found: {path}")
     return PrefillSpec(kind, path)
 
 

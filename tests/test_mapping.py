@@ -10,6 +10,7 @@ from bridge import conditioning as cond
 from bridge.control.mapping import GameMapper, apply_curve
 from bridge.control.mapping_config import MappingConfig
 from bridge.control.state import ControlState
+from bridge.prefill import PrefillSpec
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "adaptive_soundtrack.toml"
 
@@ -270,9 +271,9 @@ def test_preset_prefill_num_cfgs_keys(tmp_path: Path) -> None:
 
     cfg = load('preset = "upstream-app"\nprefill = "audio:clips/intro.wav"\nnum_cfgs = 1')
     assert cfg.preset == "upstream-app" and cfg.num_cfgs == 1
-    assert cfg.prefill == f"audio:{(tmp_path / 'clips' / 'intro.wav').resolve()}"  # relative to the TOML
-    assert load('prefill = "silence"').prefill == "silence"
-    assert load('prefill = "tokens:start.npy"').prefill == f"tokens:{(tmp_path / 'start.npy').resolve()}"
+    assert cfg.prefill == PrefillSpec("audio", (tmp_path / "clips" / "intro.wav").resolve())  # relative to the TOML
+    assert load('prefill = "silence"').prefill == PrefillSpec("silence")
+    assert load('prefill = "tokens:start.npy"').prefill == PrefillSpec("tokens", (tmp_path / "start.npy").resolve())
     none = load("")
     assert none.preset is None and none.prefill is None and none.num_cfgs is None
     for extra, match in (('preset = "upstream"', "preset"), ('prefill = "audio:missing.wav"', "not found"),

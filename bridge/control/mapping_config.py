@@ -143,12 +143,7 @@ class MappingConfig:
             raise ValueError(f"preset: {preset!r} is not one of {list(presets.NAMES)}")
         prefill = data.get("prefill")
         if prefill is not None:
-            try:
-                if not isinstance(prefill, str):
-                    raise ValueError(f"expected a string, got {prefill!r}")
-                prefill = parse_prefill(prefill, base_dir or Path.cwd())
-            except ValueError as exc:
-                raise ValueError(f"prefill: {exc}") from None
+            prefill = parse_prefill(prefill, base_dir)
         num_cfgs = data.get("num_cfgs")
         if num_cfgs is not None and (isinstance(num_cfgs, bool) or num_cfgs not in cond.NUM_CFGS_CHOICES):
             raise ValueError(f"num_cfgs: expected 0, 1 or 2, got {num_cfgs!r}")
