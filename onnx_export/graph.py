@@ -157,8 +157,11 @@ class GraphBuilder:
     def slice(self, x: str, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int]) -> str:
         return self.op("Slice", [x, self.ints(starts), self.ints(ends), self.ints(axes)])
 
-    def build(self, doc: str = "") -> onnx.ModelProto:
-        """The finished model; checked by ``onnx.checker`` unless its weights exceed ``CHECK_MAX_BYTES``."""
+    def build(self, doc: str = "", metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+        """The finished model; checked by ``onnx.checker`` unless its weights exceed ``CHECK_MAX_BYTES``.
+
+        ``metadata`` becomes the model's ``metadata_props`` (read by the runtime).
+        """
         initializers = list(self.initializers.values())
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, initializers)
         model = helper.make_model(
@@ -168,6 +171,8 @@ class GraphBuilder:
             doc_string=doc,
         )
         model.ir_version = IR_VERSION
+        for key, value in (metadata or {}).items():
+            model.metadata_props.add(key=key, value=value)
         if sum(len(t.raw_data) for t in initializers) <= CHECK_MAX_BYTES:
             onnx.checker.check_model(model)
         return model
