@@ -132,7 +132,7 @@ def compare_quality(test: Engine, reference: Engine, frames: int = 100) -> dict:
     }
 
 
-def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute: str) -> dict:
+def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute: str, num_cfgs: int = 0) -> dict:
     """Time upstream's JAX streaming step in the oracle interpreter ($MRT_ORACLE_PYTHON)."""
     python = os.environ.get("MRT_ORACLE_PYTHON")
     if not python:
@@ -145,7 +145,7 @@ def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute:
         raise RuntimeError(f"{script} is missing (run from a source checkout for --compare-upstream)")
     proc = subprocess.run(
         [python, str(script), "--size", size, "--checkpoint", str(checkpoint),
-         "--frames", str(frames), "--warmup", str(warmup), "--compute", compute],
+         "--frames", str(frames), "--warmup", str(warmup), "--compute", compute, "--num-cfgs", str(num_cfgs)],
         capture_output=True, text=True, timeout=3600,
     )
     if proc.returncode != 0:
