@@ -43,8 +43,12 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    # The converter places its Casts from value types; ORT's symbolic shape inference knows the
+    # fused contrib ops (FusedMatMul, FastGelu, SimplifiedLayerNormalization) that onnx's does not.
+    model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP16_KEEP_FP32)
     _dedupe_casts(converted.graph)
     return converted
