@@ -3,11 +3,11 @@
 Built from the direct-conv decoder (``winograd=False``; Winograd's transformed activations
 do not survive 8-bit: 7 dB SNR), then:
 
-- every Conv but the 2-output 7x7 output conv: QDQ int8 (``static_int8``; ORT runs
+- every Conv but those of ``FP32_CONV_SCOPES``: QDQ int8 (``static_int8``; ORT runs
   ``QLinearConv``, u8 activations x s8 per-channel weights, VNNI where the CPU has it);
 - the input layer's three 1x1 convs (MatMuls, 33 MB of fp32 weights read per frame): 8-bit
   blocks (``MatMulNBits``, as the depthformer's int8 pass);
-- the inverse STFT and the output conv stay fp32 (they write the audio directly).
+- the inverse STFT, the output conv and the shortcut 1x1 convs stay fp32.
 
 Activation ranges come from streaming the fp32 decoder over calibration codes: uniformly
 random codes, and "held" codes whose coarse levels change every few frames like a music
@@ -28,6 +28,10 @@ from .spectrostream import build_codec_decoder
 from .spectrostream_config import CodecConfig
 from .static_int8 import calibrate, conv_targets, fold_constant_splits, quantize_convs
 
+# Convs kept in fp32 (by scope). The output conv writes the spectrum the iSTFT turns into audio
+# (an 8-bit output there is an 8-bit audio error); the 1x1 shortcut convs carry the residual
+# stream (alone in int8 they cost the most: 36 dB each, against 42-48 dB for a body conv).
+FP32_CONV_SCOPES = ("output_layer", "shortcut")
 # Calibration: sequences x frames per sequence (half random, half held codes).
 CALIBRATION_SEQUENCES = 4
 CALIBRATION_FRAMES = 12
@@ -97,13 +101,12 @@ def build_int8_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
     """The int8 decoder (module docstring), calibrated on ``calibration_codes(seed)``."""
     model = fold_constant_splits(build_codec_decoder(weights, cfg, winograd=False))
     feeds, _ = stream(model, calibration_codes(cfg.rvq_truncation_level, seed))
-    # The output conv writes the spectrum the iSTFT turns into audio: an 8-bit output there
-    # is an 8-bit audio error (measured: 1.3 dB of the int8 SNR for ~1 ms).
-    out_conv = {n.name for n in conv_targets(model) if "/output_layer/" in n.name}
-    convs = [n for n in conv_targets(model) if n.name not in out_conv]
+    keep_fp32 = {n.name for n in conv_targets(model)
+                 if any(f"/{scope}/" in n.name for scope in FP32_CONV_SCOPES)}
+    convs = [n for n in conv_targets(model) if n.name not in keep_fp32]
     tensors = sorted({n.input[0] for n in convs} | {n.output[0] for n in convs})
     ranges = calibrate(model, feeds, tensors)
-    model = quantize_convs(model, ranges, exclude=out_conv)
+    model = quantize_convs(model, ranges, exclude=keep_fp32)
     keep = [n.name for n in model.graph.node
             if n.op_type == "MatMul" and "/input_layer/" not in n.name]
     return to_int8(model, nodes_to_exclude=keep)

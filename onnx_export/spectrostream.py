@@ -47,6 +47,7 @@ from .spectrostream_config import (
 )
 from .spectrostream_ops import (
     WINOGRAD_T_ROWS,
+    elu,
     inverse_stft_basis,
     matmul_1x1,
     streaming_conv,
@@ -93,10 +94,6 @@ def codec_manifest_entry(cfg: CodecConfig) -> dict:
     }
 
 
-def _elu(b: GraphBuilder, x: str) -> str:
-    return b.op("Elu", [x], alpha=1.0)
-
-
 def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
                  weights: dict[str, np.ndarray]) -> str:
     """codes [1,Q] (0..1023) -> sum over levels of codebook vectors -> [1, num_features]."""
@@ -141,7 +138,7 @@ def _decoder_body(b: GraphBuilder, weights: dict[str, np.ndarray], cfg: CodecCon
         x = _embed_codes(b, codes, cfg, weights)
         first, b1, b2 = layout.input_convs
         body = matmul_1x1(b, x, first, weights)
-        short = matmul_1x1(b, _elu(b, matmul_1x1(b, x, b1, weights)), b2, weights)
+        short = matmul_1x1(b, elu(b, matmul_1x1(b, x, b1, weights)), b2, weights)
         x = b.op("Add", [body, short])                                 # [1, bins*C]
         c, f = layout.proj_channels, layout.input_bins
         x = b.op("Transpose", [b.reshape(x, [1, f, c])], perm=[0, 2, 1])
@@ -157,7 +154,7 @@ def _decoder_body(b: GraphBuilder, weights: dict[str, np.ndarray], cfg: CodecCon
     if not grouped:
         raise NotImplementedError("decoder without channel recombination")
     with b.scope("output_layer"):
-        x, shape = streaming_conv_space_to_depth(b, _elu(b, x), layout.output_conv.key, weights,
+        x, shape = streaming_conv_space_to_depth(b, elu(b, x), layout.output_conv.key, weights,
                                                  shape, OUTPUT_CONV_PHASES)
     g, reim, t, bins = shape                        # [2 audio ch, re/im, T, bins]
     if (g * reim, bins) != (cfg.num_channels, cfg.num_bins):
@@ -184,15 +181,15 @@ def _decoder_block(b: GraphBuilder, block, x: str, shape: tuple, grouped: bool, 
     if block.up is not None:
         with b.scope(_layer(block.up)):
             h, hshape = streaming_conv_transpose_polyphase(
-                b, _elu(b, h), block.up.key, weights, hshape, block.up.strides,
+                b, elu(b, h), block.up.key, weights, hshape, block.up.strides,
                 winograd=winograd, time_major_out=tm)
     for i, conv in enumerate(block.convs):
         with b.scope(_layer(conv)):
             if winograd:
-                h, hshape = streaming_conv_winograd(b, _elu(b, h), conv.key, weights, hshape,
+                h, hshape = streaming_conv_winograd(b, elu(b, h), conv.key, weights, hshape,
                                                     time_major_in=tm and i == 0)
             else:
-                h, hshape = streaming_conv(b, _elu(b, h), conv.key, weights, hshape)
+                h, hshape = streaming_conv(b, elu(b, h), conv.key, weights, hshape)
     s, sshape = x, shape
     with b.scope("shortcut"):
         if block.shortcut is not None:

@@ -47,7 +47,7 @@ from .spectrostream_config import (
     codec_tensor_shapes,
     synth_codec_tensors,
 )
-from .spectrostream_ops import conv_weight, matmul_1x1, same_freq_padding
+from .spectrostream_ops import conv_weight, elu, matmul_1x1, same_freq_padding
 
 __all__ = [
     "EMBEDDINGS",
@@ -288,7 +288,7 @@ class _EncoderGraph:
         return _Stream(b.slice(x, [0], [t], [2]), s.shape, s.invalid + frames)
 
     def elu(self, s: _Stream) -> _Stream:
-        return _Stream(self.b.op("Elu", [s.value], alpha=1.0), s.shape, s.invalid)
+        return _Stream(elu(self.b, s.value), s.shape, s.invalid)
 
     def block(self, s: _Stream, block: EncoderBlock) -> _Stream:
         with self.b.scope(block.name):
@@ -400,8 +400,7 @@ def build_codec_encoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
         x = b.reshape(b.op("Transpose", [s.value], perm=[0, 2, 3, 1]), [1, f * c])
         last, b1, b2 = layout.output_convs
         body = matmul_1x1(b, x, last, weights)
-        short = matmul_1x1(b, b.op("Elu", [matmul_1x1(b, b.op("Elu", [x], alpha=1.0), b1,
-                                                        weights)], alpha=1.0), b2, weights)
+        short = matmul_1x1(b, elu(b, matmul_1x1(b, elu(b, x), b1, weights)), b2, weights)
         emb = b.op("Add", [body, short])                                       # [1, F]
 
         codes = _rvq_codes(b, emb, cfg, weights)

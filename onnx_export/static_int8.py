@@ -108,79 +108,100 @@ def _uint8_params(lo: float, hi: float) -> tuple[float, int]:
 
 def quantize_convs(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
                    exclude: set[str] = frozenset()) -> onnx.ModelProto:
-    """Insert the QDQ pattern above around every ``conv_targets`` node (ranges from ``calibrate``
-    for each conv's input and output)."""
+    """Insert the QDQ pattern above around every ``conv_targets`` node but ``exclude`` (ranges
+    from ``calibrate`` for each conv's input and output).
+
+    Every consumer of a quantized tensor reads its dequantized copy. A conv input made by a
+    Concat (streaming state ++ new rows) is quantized on the Concat's inputs as well, with the
+    same parameters, so the Concat and the Slice that keeps the state run on bytes.
+    """
     g = model.graph
     inits = {t.name: t for t in g.initializer}
-    convs = [n.name for n in conv_targets(model)]
-    if len(set(convs)) != len(convs):
+    convs = [n for n in conv_targets(model)]
+    if len({n.name for n in convs}) != len(convs):
         raise ValueError("quantize_convs needs unique Conv node names")
-    targets = set(convs) - set(exclude)
+    targets = [n for n in convs if n.name not in exclude]
+    producer = {o: n for n in g.node for o in n.output}
+    params: dict[str, tuple[float, int]] = {}
+    for node in targets:
+        x, y = node.input[0], node.output[0]
+        params[x] = _uint8_params(*ranges[x])
+        params[y] = _uint8_params(*ranges[y])
+        src = producer.get(x)
+        if src is not None and src.op_type == "Concat":
+            for a in src.input:
+                params.setdefault(a, params[x])
+    if any(o.name in params for o in g.output):
+        raise NotImplementedError("a quantized tensor is a graph output")
+
     new_inits: list[onnx.TensorProto] = []
-    qdq_of: dict[str, str] = {}   # float tensor -> its dequantized copy
-    out_nodes: list[onnx.NodeProto] = []
+    nodes: list[onnx.NodeProto] = []
+    deq: dict[str, str] = {}   # quantized tensor -> its dequantized copy
 
     def const(name: str, arr: np.ndarray) -> str:
         new_inits.append(numpy_helper.from_array(arr, name))
         return name
 
-    def qdq(tensor: str, nodes: list[onnx.NodeProto]) -> str:
-        if tensor in qdq_of:
-            return qdq_of[tensor]
-        scale, zp = _uint8_params(*ranges[tensor])
-        s = const(tensor + "/q_scale", np.array(scale, np.float32))
+    def qdq(tensor: str) -> None:
+        scale, zp = params[tensor]
+        sc = const(tensor + "/q_scale", np.array(scale, np.float32))
         z = const(tensor + "/q_zero", np.array(zp, np.uint8))
         q, dq = tensor + "/q", tensor + "/dq"
-        nodes.append(helper.make_node("QuantizeLinear", [tensor, s, z], [q], name=q))
-        nodes.append(helper.make_node("DequantizeLinear", [q, s, z], [dq], name=dq))
-        qdq_of[tensor] = dq
-        return dq
+        nodes.append(helper.make_node("QuantizeLinear", [tensor, sc, z], [q], name=q))
+        nodes.append(helper.make_node("DequantizeLinear", [q, sc, z], [dq], name=dq))
+        deq[tensor] = dq
 
-    renamed: dict[str, str] = {}  # conv output -> its dequantized copy, for the consumers
-    source: dict[str, str] = {}   # and back
+    for inp in g.input:
+        if inp.name in params:
+            qdq(inp.name)
+    target_names = {n.name for n in targets}
     for node in g.node:
-        for i, name in enumerate(node.input):
-            if name in renamed:
-                node.input[i] = renamed[name]
-        if node.name not in targets:
-            out_nodes.append(node)
+        x = node.input[0] if node.input else ""
+        if node.op_type == "Slice" and x in deq and node.output[0] not in params:
+            # Slice the bytes, then dequantize the (smaller) slice.
+            out = node.output[0]
+            sc, z = x + "/q_scale", x + "/q_zero"
+            node.input[0], node.output[0] = x + "/q", out + "/q"
+            nodes += [node, helper.make_node("DequantizeLinear", [out + "/q", sc, z], [out],
+                                             name=out + "/dq")]
             continue
-        x, wname = node.input[0], node.input[1]
-        pre: list[onnx.NodeProto] = []
-        x = source.get(x, x)
-        xdq = qdq(x, pre)
-        w = numpy_helper.to_array(inits[wname]).astype(np.float32)
-        sw = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 127.0
-        sw = np.where(sw == 0, 1.0, sw).astype(np.float32)
-        wq = np.clip(np.round(w / sw.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
-        ws = const(wname + "/w_scale", sw)
-        wz = const(wname + "/w_zero", np.zeros_like(sw, np.int8))
-        wi = const(wname + "/int8", wq)
-        wdq = wname + "/w_dq"
-        pre.append(helper.make_node("DequantizeLinear", [wi, ws, wz], [wdq], name=wdq, axis=0))
-        inputs = [xdq, wdq]
-        if len(node.input) > 2 and node.input[2]:
-            bname = node.input[2]
-            sx = _uint8_params(*ranges[x])[0]
-            sb = (sx * sw).astype(np.float32)
-            bq = np.round(numpy_helper.to_array(inits[bname]) / sb).astype(np.int32)
-            bdq = bname + "/b_dq"
-            pre.append(helper.make_node(
-                "DequantizeLinear", [const(bname + "/int32", bq), const(bname + "/b_scale", sb),
-                                     const(bname + "/b_zero", np.zeros_like(bq))],
-                [bdq], name=bdq, axis=0))
-            inputs.append(bdq)
-        y = node.output[0]
-        del node.input[:]
-        node.input.extend(inputs)
-        out_nodes += pre + [node]
-        renamed[y] = qdq(y, out_nodes)
-        source[renamed[y]] = y
-    for o in g.output:
-        if o.name in renamed:
-            raise NotImplementedError(f"conv output {o.name} is a graph output")
+        for i, name in enumerate(node.input):
+            if name in deq:
+                node.input[i] = deq[name]
+        if node.name in target_names:
+            _int8_weights(node, x, params[x][0], inits, const, nodes)
+        nodes.append(node)
+        for out in node.output:
+            if out in params:
+                qdq(out)
     del g.node[:]
-    g.node.extend(out_nodes)
+    g.node.extend(nodes)
     g.initializer.extend(new_inits)
     _drop_unused_initializers(g)
     return model
+
+
+def _int8_weights(node: onnx.NodeProto, x: str, x_scale: float, inits: dict, const, nodes: list
+                  ) -> None:
+    """Point ``node``'s weight (and bias) at int8 (int32) copies through DequantizeLinear."""
+    wname = node.input[1]
+    w = numpy_helper.to_array(inits[wname]).astype(np.float32)
+    sw = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 127.0
+    sw = np.where(sw == 0, 1.0, sw).astype(np.float32)
+    wq = np.clip(np.round(w / sw.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+    wdq = wname + "/w_dq"
+    nodes.append(helper.make_node(
+        "DequantizeLinear", [const(wname + "/int8", wq), const(wname + "/w_scale", sw),
+                             const(wname + "/w_zero", np.zeros_like(sw, np.int8))],
+        [wdq], name=wdq, axis=0))
+    node.input[1] = wdq
+    if len(node.input) > 2 and node.input[2]:
+        bname = node.input[2]
+        sb = (x_scale * sw).astype(np.float32)
+        bq = np.round(numpy_helper.to_array(inits[bname]) / sb).astype(np.int32)
+        bdq = bname + "/b_dq"
+        nodes.append(helper.make_node(
+            "DequantizeLinear", [const(bname + "/int32", bq), const(bname + "/b_scale", sb),
+                                 const(bname + "/b_zero", np.zeros_like(bq))],
+            [bdq], name=bdq, axis=0))
+        node.input[2] = bdq
