@@ -249,6 +249,10 @@ class _EncoderGraph:
 
     def conv(self, s: _Stream, spec: ConvSpec, masked: bool = True) -> _Stream:
         """Semicausal (causal for stride 1) Conv2D, step-wise: past kt-st frames ++ x."""
+        with self.b.scope(spec.key.split("/")[-2]):      # the layer: conv2d_3x3, conv1x1...
+            return self._conv(s, spec, masked)
+
+    def _conv(self, s: _Stream, spec: ConvSpec, masked: bool) -> _Stream:
         b = self.b
         n, c, t, f = s.shape
         kt, kf = spec.kernel
