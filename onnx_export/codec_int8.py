@@ -26,7 +26,13 @@ from bridge.cpu_features import cpu_isa, has_int8_dot
 from .precision import CODEC_INT8_MIN_SNR_DB, to_int8
 from .spectrostream import build_codec_decoder
 from .spectrostream_config import CodecConfig
-from .static_int8 import calibrate, conv_targets, fold_constant_splits, quantize_convs
+from .static_int8 import (
+    AMX_WEIGHT_ZERO_POINT,
+    calibrate,
+    conv_targets,
+    fold_constant_splits,
+    quantize_convs,
+)
 
 # Convs kept in fp32 (by scope). The output conv writes the spectrum the iSTFT turns into audio
 # (an 8-bit output there is an 8-bit audio error); the 1x1 shortcut convs carry the residual
@@ -96,9 +102,12 @@ def audio_snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float("inf") if err == 0 else 10.0 * np.log10(sig / err)
 
 
-def build_int8_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
-                             seed: int = 0) -> onnx.ModelProto:
-    """The int8 decoder (module docstring), calibrated on ``calibration_codes(seed)``."""
+def build_int8_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig, seed: int = 0,
+                             amx: bool | None = None) -> onnx.ModelProto:
+    """The int8 decoder (module docstring), calibrated on ``calibration_codes(seed)``; its
+    weights take ``AMX_WEIGHT_ZERO_POINT`` where ``amx`` (default: this CPU has AMX-INT8)."""
+    if amx is None:
+        amx = "amx_int8" in cpu_isa()
     model = fold_constant_splits(build_codec_decoder(weights, cfg, winograd=False))
     feeds, _ = stream(model, calibration_codes(cfg.rvq_truncation_level, seed))
     keep_fp32 = {n.name for n in conv_targets(model)
@@ -106,7 +115,8 @@ def build_int8_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
     convs = [n for n in conv_targets(model) if n.name not in keep_fp32]
     tensors = sorted({n.input[0] for n in convs} | {n.output[0] for n in convs})
     ranges = calibrate(model, feeds, tensors)
-    model = quantize_convs(model, ranges, exclude=keep_fp32)
+    model = quantize_convs(model, ranges, exclude=keep_fp32,
+                           weight_zero_point=AMX_WEIGHT_ZERO_POINT if amx else 0)
     keep = [n.name for n in model.graph.node
             if n.op_type == "MatMul" and "/input_layer/" not in n.name]
     return to_int8(model, nodes_to_exclude=keep)
@@ -136,9 +146,11 @@ def choose_int8_codec_decoder(fp32: onnx.ModelProto, weights: dict[str, np.ndarr
         # Without VNNI, u8 x s8 products pair-sum in int16 (vpmaddubsw) and can saturate; the
         # AVX2 measurement gave only 1.2-1.35x for it.
         return fp32, {**check, "precision": "fp32", "reason": "no VNNI/AMX int8 dot product"}
-    int8 = build_int8_codec_decoder(weights, cfg)
+    amx = "amx_int8" in isa
+    int8 = build_int8_codec_decoder(weights, cfg, amx=amx)
     snr = codec_snr_db(fp32, int8, cfg.rvq_truncation_level)
     check["int8_snr_db"] = round(snr, 2)
+    check["int8_kernels"] = "amx" if amx else "vnni"
     if snr < CODEC_INT8_MIN_SNR_DB:
         return fp32, {**check, "precision": "fp32", "reason": "int8 SNR below the threshold"}
     return int8, {**check, "precision": "int8"}

@@ -91,6 +91,7 @@ def test_int8_package_records_its_codec_choice(packages):
         assert entry["precision"] == "fp32" and "VNNI" in check["reason"]
         return
     assert check["int8_snr_db"] >= P.CODEC_INT8_MIN_SNR_DB
+    assert check["int8_kernels"] == ("amx" if "amx_int8" in cpu_isa() else "vnni")
     assert entry["precision"] == check["precision"] == "int8"
     ops = {n.op_type for n in _load(packages["int8"] / entry["file"]).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "MatMulNBits"} <= ops
@@ -113,9 +114,11 @@ def tiny_codec():
     return cfg, weights, build_codec_decoder(weights, cfg)
 
 
-def test_codec_int8_snr(tiny_codec):
+@pytest.mark.parametrize("amx", [False, True], ids=["symmetric", "amx-zero-point"])
+def test_codec_int8_snr(tiny_codec, amx):
+    """Both weight layouts run anywhere; the export picks by CPU (AMX or not)."""
     cfg, weights, fp32 = tiny_codec
-    int8 = build_int8_codec_decoder(weights, cfg)
+    int8 = build_int8_codec_decoder(weights, cfg, amx=amx)
     convs = [n.name for n in fp32.graph.node if n.op_type == "Conv"]
     kept = [n for n in convs if any(f"/{scope}/" in n for scope in FP32_CONV_SCOPES)]
     assert 0 < len(kept) < len(convs) / 4
