@@ -22,7 +22,6 @@ import onnxruntime as ort
 
 from bridge import io_names
 from bridge.bench import machine
-from bridge.cpu_features import cpu_isa
 from bridge.runtime import StatefulSession, session_options
 from onnx_export.codec_int8 import build_int8_codec_decoder, codec_snr_db
 from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
@@ -64,7 +63,7 @@ def main() -> int:
     graphs = {"decoder_fp32": build_codec_decoder(weights, cfg),
               "decoder_int8": build_int8_codec_decoder(weights, cfg),
               "encoder_fp32": build_codec_encoder(enc_weights, cfg)}
-    result: dict = {"size": args.size, **machine(), "cpu_isa": cpu_isa(), "graphs": {}}
+    result: dict = {"size": args.size, **machine(), "graphs": {}}
     for name, model in graphs.items():
         for threads in args.threads:
             r = time_graph(model, threads, args.frames, args.warmup)

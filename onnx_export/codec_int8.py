@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from bridge import io_names
-from bridge.cpu_features import cpu_isa, has_int8_dot
+from bridge.bench import machine
 
 from .precision import CODEC_INT8_MIN_SNR_DB, to_int8
 from .spectrostream import build_codec_decoder
@@ -107,7 +107,7 @@ def build_int8_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig, s
     """The int8 decoder (module docstring), calibrated on ``calibration_codes(seed)``; its
     weights take ``AMX_WEIGHT_ZERO_POINT`` where ``amx`` (default: this CPU has AMX-INT8)."""
     if amx is None:
-        amx = "amx_int8" in cpu_isa()
+        amx = "amx_int8" in machine()["isa"]
     model = fold_constant_splits(build_codec_decoder(weights, cfg, winograd=False))
     feeds, _ = stream(model, calibration_codes(cfg.rvq_truncation_level, seed))
     keep_fp32 = {n.name for n in conv_targets(model)
@@ -132,6 +132,11 @@ def codec_snr_db(reference: onnx.ModelProto, candidate: onnx.ModelProto, levels:
     return audio_snr_db(ref, got)
 
 
+def has_int8_dot(isa: list[str]) -> bool:
+    """True where int8 convolutions run on dot-product instructions (VNNI or AMX)."""
+    return any(f in isa for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def choose_int8_codec_decoder(fp32: onnx.ModelProto, weights: dict[str, np.ndarray],
                               cfg: CodecConfig) -> tuple[onnx.ModelProto, dict]:
     """The codec decoder of an int8 package: the int8 graph where this CPU has int8 dot products
@@ -140,7 +145,7 @@ def choose_int8_codec_decoder(fp32: onnx.ModelProto, weights: dict[str, np.ndarr
     Returns the graph and the check, for the manifest: chosen precision, measured SNR, the
     threshold and the instruction sets of the CPU that prepared it.
     """
-    isa = cpu_isa()
+    isa = machine()["isa"]
     check: dict = {"min_snr_db": CODEC_INT8_MIN_SNR_DB, "cpu_isa": isa}
     if not has_int8_dot(isa):
         # Without VNNI, u8 x s8 products pair-sum in int16 (vpmaddubsw) and can saturate; the

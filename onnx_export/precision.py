@@ -29,13 +29,18 @@ from __future__ import annotations
 
 import onnx
 
-# Depthformer, teacher-forced argmax agreement with fp32 (fraction of frames x levels) and the
-# largest soft-capped logit difference (tests/test_precision.py, tiny config, 40 frames).
-# Measured: int8 0.958 / 0.117, fp16 0.996 / 0.0064 (mrt2_small int8: 95.8-96.8%, above).
-INT8_MIN_ARGMAX_AGREEMENT = 0.93
-INT8_MAX_LOGIT_ERROR = 0.5
-FP16_MIN_ARGMAX_AGREEMENT = 0.98
-FP16_MAX_LOGIT_ERROR = 0.05
+# Depthformer, teacher-forced, against fp32: (least argmax agreement over frames x levels,
+# largest soft-capped logit difference), per (precision, num_cfgs); tests/test_precision.py,
+# tiny config, 40 frames, default guidance scales. Guidance mixes the rows' logits with weights
+# up to 1 + 3 + 1, so it scales the error ~5x. Measured: int8 0.969 / 0.12 unguided and
+# 0.902 / 0.55 guided (mrt2_small int8 unguided: 95.8-96.8%, above); fp16 0.996 / 0.0064
+# unguided (before the fused depthformer graphs).
+LOGIT_AGREEMENT = {
+    ("int8", 0): (0.93, 0.5),
+    ("int8", 2): (0.85, 1.5),
+    ("fp16", 0): (0.98, 0.05),
+    ("fp16", 2): (0.95, 0.25),
+}
 # Codec decoder audio against fp32, dB. int8: each int8 conv alone costs 42-48 dB; the ~20 in
 # series measured 29.1 dB on the full-size synthetic decoder and 28.7 dB on the tiny one.
 # 25 dB keeps the int8 error well under the codec's own reconstruction error (a 12-level RVQ
