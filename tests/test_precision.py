@@ -66,15 +66,10 @@ def agreement(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     return float(np.mean(ref.argmax(-1) == got.argmax(-1))), float(np.abs(ref - got).max())
 
 
-# The fp16 pass on the fused depthformer graphs (main 8ffe90d) writes a temporal graph ORT
-# refuses: "MatMul bound to different types (float and float16) in node n_matmul_30" (the
-# output of SimplifiedLayerNormalization, kept fp32, gets no Cast back); taking it off the
-# keep list moves the error to a Where (n_where_45). Strict: it fails once fixed.
-FP16_BROKEN = pytest.mark.xfail(strict=True, reason="fp16 temporal graph fails to load (fused graphs)")
 
 
 @pytest.mark.parametrize("num_cfgs", [0, 2], ids=["unguided", "guided"])
-@pytest.mark.parametrize("precision", ["int8", pytest.param("fp16", marks=FP16_BROKEN)])
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_depthformer_teacher_forced_agreement(packages, precision, num_cfgs):
     min_agree, max_err = P.LOGIT_AGREEMENT[(precision, num_cfgs)]
     cond = conditioning(FRAMES)
