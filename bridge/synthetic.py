@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 SYNTHETIC_SIZE = "tiny"
 SYNTHETIC_SEED = 20260521
 # Bump when what the bundle contains changes, so stale caches are rebuilt.
-BUNDLE_VERSION = 2
+BUNDLE_VERSION = 3
 NOTICE = (
     "Using the bundled SYNTHETIC model (tiny, random weights): it makes noise, not music. "
     "For real music: `mrt-bridge models prepare mrt2_small` (downloads google/magenta-realtime-2 "

@@ -87,9 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
     add_engine_args(p)
-    p.add_argument("--no-overlap", dest="overlap", action="store_false",
-                   help="decode audio in line instead of on a second thread one frame behind the model "
-                        "step (overlap costs 40 ms of latency and nearly halves the frame time on 2 cores)")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="decode audio on a second thread one frame behind the model step: nearly halves "
+                        "the frame time on 2 cores for 40 ms more latency. auto (default): only when the "
+                        "first frames take more than half a frame in line")
+    p.add_argument("--no-overlap", dest="overlap", action="store_const", const="off", help="same as --overlap off")
     from bridge import presets
 
     p.add_argument("--preset", choices=presets.NAMES, default=None,
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
-        midi_connect=args.midi_connect, overlap=args.overlap,
+        midi_connect=args.midi_connect, overlap={"auto": None, "on": True, "off": False}[args.overlap],
         preset=presets.resolve(args.preset, args.config).name,
         web_port=args.web, web_host=args.web_host or "127.0.0.1",
     )

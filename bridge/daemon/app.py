@@ -57,7 +57,7 @@ class ServeOptions:
     threads: int | None = None
     midi_connect: str | None = None
     num_cfgs: int = 2
-    overlap: bool = True
+    overlap: bool | None = None  # codec on a second thread: None = when the model needs it
     preset: str = "default"  # a bridge.presets name
     web_port: int | None = None
     web_host: str = "127.0.0.1"
