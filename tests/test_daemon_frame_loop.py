@@ -12,10 +12,10 @@ import pytest
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks.null import NullSink
 from bridge.audio.sinks.wav import WavSink
+from bridge.bench import bench_conditioning
 from bridge.control.state import ControlState
 from bridge.daemon.frame_loop import FrameLoop, ring_capacity
 from bridge.daemon.trace import FrameTrace
-from bridge.bench import bench_conditioning
 from bridge.engine import Engine
 from bridge.synthetic import bundled_package
 
