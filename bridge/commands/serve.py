@@ -76,6 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop by itself after this many seconds (demos, scripted recordings); "
                         "default: run until Ctrl-C / SIGTERM")
+    p.add_argument("--tempo-source", choices=("config", "osc", "midi-clock", "jack-transport"),
+                   help="where the beat grid (quantised changes, /tick/beat and /tick/bar) comes from: "
+                        "the config's [tempo]; that plus /tempo over OSC; a DAW's MIDI clock on "
+                        "mrt-bridge:midi_in; or the JACK transport's timebase master "
+                        "(default: the config's [tempo] source, else osc)")
     p.set_defaults(func=run)
 
 
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
-        midi_connect=args.midi_connect,
+        midi_connect=args.midi_connect, tempo_source=args.tempo_source,
     )
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

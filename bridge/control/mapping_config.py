@@ -104,6 +104,7 @@ class MappingConfig:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     initial_state: str | None = None
     midi: dict = field(default_factory=dict)  # raw [midi] table: drum_channel, cc (see midi_in.parse_cc_map)
+    tempo_source: str | None = None  # [tempo] source (bridge/control/tempo.py); None: not set in the file
 
     def param_range(self, param: str) -> tuple[float, float, bool]:
         """Range of a mappable parameter name; ValueError if unknown."""
@@ -133,7 +134,17 @@ class MappingConfig:
         """Build from parsed TOML (a dict)."""
         _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi"})
         tempo = _table(data, "tempo")
-        _only(tempo, "tempo", {"bpm", "beats_per_bar"})
+        _only(tempo, "tempo", {"bpm", "beats_per_bar", "source"})
+        tempo_source = tempo.get("source")
+        if tempo_source is not None:
+            from bridge.control.tempo import check_source
+
+            if not isinstance(tempo_source, str):
+                raise ValueError("tempo.source: expected a string")
+            try:
+                check_source(tempo_source)
+            except ValueError as exc:
+                raise ValueError(f"tempo.source: {exc}") from None
         bpm = _num(tempo, "tempo.bpm", 120.0, 20.0, 400.0)
         bpb = int(_num(tempo, "tempo.beats_per_bar", 4, 1, 16, integer=True))
 
@@ -248,6 +259,7 @@ class MappingConfig:
         return cls(
             prompts=cfg.prompts, bpm=bpm, beats_per_bar=bpb, defaults=defaults,
             rtpcs=rtpcs, states=states, triggers=triggers, initial_state=initial, midi=midi,
+            tempo_source=tempo_source,
         )
 
     def midi_drum_channel(self) -> int:

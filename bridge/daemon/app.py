@@ -56,6 +56,7 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    tempo_source: str | None = None  # None: the config's [tempo] source, else "osc"
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from bridge.audio.sinks import Sink
 from bridge.control.state import ControlState
+from bridge.control.tempo import DEFAULT_SOURCE
 
 from .app import Closeable, ServeOptions
 
@@ -55,27 +56,42 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     mapper = None
     config = None
     ticks: list[Callable] = []
+
+    def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
+        for tick in ticks:
+            tick(kind, beat, bar, in_bar)
+
     if opts.config is not None:
         from bridge.control.mapping import GameMapper
         from bridge.control.mapping_config import MappingConfig
 
         config = MappingConfig.from_toml(opts.config)
-
-        def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
-            for tick in ticks:
-                tick(kind, beat, bar, in_bar)
-
         mapper = GameMapper(config, control, on_tick=on_tick)
-        control.add_frame_hook(mapper.advance)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
                  len(config.midi.get("cc", {})))
+    tempo_name = opts.tempo_source or (config.tempo_source if config is not None else None) or DEFAULT_SOURCE
+    if mapper is None and tempo_name != DEFAULT_SOURCE:
+        # No mapping file, but a beat grid is wanted (ticks, /status): an empty mapping carries it.
+        from bridge.control.mapping import GameMapper
+        from bridge.control.mapping_config import MappingConfig
+
+        mapper = GameMapper(MappingConfig(prompts=()), control, on_tick=on_tick)
+    taps: list = []
+    if mapper is not None:
+        source = _tempo_source(opts, tempo_name, sink, taps)
+        if source is not None:
+            started.append(source)
+        lookahead = opts.buffer_frames * 0.04 + (sink.latency_frames() / sink.samplerate if sink else 0.0)
+        mapper.set_tempo_source(tempo_name, source, lookahead)
+        control.add_frame_hook(mapper.advance)
+        log.info("tempo from %s", tempo_name)
     try:
         osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
-        midi = _start_midi(opts, control, mapper, config, sink)
+        midi = _start_midi(opts, control, mapper, config, sink, taps)
         if midi is not None:
             started.append(midi)
     except BaseException:
@@ -100,8 +116,25 @@ def _midi_mapping(mapper, config) -> dict:
     }
 
 
+def _tempo_source(opts: ServeOptions, name: str, sink: Sink | None, taps: list):
+    """The external tempo source ``name`` names (None for config/osc); MIDI clock adds its tap."""
+    from bridge.control import tempo
+
+    if name == "midi-clock":
+        if opts.midi == "none":
+            raise RuntimeError("--tempo-source midi-clock needs MIDI input; drop --midi none")
+        clock = tempo.MidiClock()
+        taps.append((clock.feed, True))
+        return clock
+    if name == "jack-transport":
+        from bridge.audio.sinks.jack_sink import JackSink
+
+        return tempo.JackTransport(sink.client if isinstance(sink, JackSink) else None)
+    return None
+
+
 def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
-                sink: Sink | None = None) -> Closeable | None:
+                sink: Sink | None = None, taps: list = ()) -> Closeable | None:
     mode = opts.midi
     if mode == "none":
         if opts.midi_connect:
@@ -120,6 +153,8 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
             midi = JackClientMidiInput(control, sink, connect=opts.midi_connect, **kwargs)
         else:
             midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
+        for tap, timing in taps:
+            midi.handler.add_tap(tap, timing)
         midi.start()
     except (RuntimeError, OSError) as exc:
         if mode == "auto" and not opts.midi_connect:
