@@ -44,11 +44,13 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
 
 
 def start_inputs(opts: ServeOptions, control: ControlState,
-                 status_provider: Callable[[], dict], sink: Sink | None = None) -> list[Closeable]:
+                 status_provider: Callable[[], dict], sink: Sink | None = None,
+                 daw=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
-    MIDI input port is registered on the sink's own client.
+    MIDI input port is registered on the sink's own client. ``daw``: the
+    DawControls the OSC table reaches (MIDI learn is filled in here).
     """
     from bridge.control.osc_server import OscServer
 
@@ -86,14 +88,21 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         mapper.set_tempo_source(tempo_name, source, lookahead)
         control.add_frame_hook(mapper.advance)
         log.info("tempo from %s", tempo_name)
+    from bridge.control.daw import DawControls
+    from bridge.control.midi_learn import MidiLearn
+
+    daw = daw or DawControls()
+    learn = MidiLearn(mapper, opts.config)
+    taps.append(learn.attach)
     try:
-        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
+        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port, daw=daw)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
         midi = _start_midi(opts, control, mapper, config, sink, taps)
         if midi is not None:
             started.append(midi)
+            daw.learn = learn
     except BaseException:
         for item in started:
             item.close()
@@ -117,14 +126,15 @@ def _midi_mapping(mapper, config) -> dict:
 
 
 def _tempo_source(opts: ServeOptions, name: str, sink: Sink | None, taps: list):
-    """The external tempo source ``name`` names (None for config/osc); MIDI clock adds its tap."""
+    """The external tempo source ``name`` names (None for config/osc); MIDI clock adds to ``taps``
+    (callables that attach to the MIDI handler before its port opens)."""
     from bridge.control import tempo
 
     if name == "midi-clock":
         if opts.midi == "none":
             raise RuntimeError("--tempo-source midi-clock needs MIDI input; drop --midi none")
         clock = tempo.MidiClock()
-        taps.append((clock.feed, True))
+        taps.append(lambda handler: handler.add_tap(clock.feed, timing=True))
         return clock
     if name == "jack-transport":
         from bridge.audio.sinks.jack_sink import JackSink
@@ -153,8 +163,8 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
             midi = JackClientMidiInput(control, sink, connect=opts.midi_connect, **kwargs)
         else:
             midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
-        for tap, timing in taps:
-            midi.handler.add_tap(tap, timing)
+        for attach in taps:
+            attach(midi.handler)
         midi.start()
     except (RuntimeError, OSError) as exc:
         if mode == "auto" and not opts.midi_connect:
