@@ -82,10 +82,11 @@ class OscPeer:
 
 @contextlib.contextmanager
 def serve(model: Path, log_path: Path, *args: str, timeout: float = 90.0) -> Iterator[tuple[subprocess.Popen, OscPeer]]:
-    """Run ``mrt-bridge serve --osc-port P ARGS`` until it answers /status; stop it afterwards."""
+    """Run ``mrt-bridge serve --osc-port P --provider cpu --model MODEL ARGS`` until it answers /status;
+    stop it (SIGTERM) afterwards."""
     port = free_udp_port()
     cmd = [sys.executable, "-m", "bridge.cli", "serve", "--osc-port", str(port), "--provider", "cpu",
-           "--threads", "1", "--model", str(model), *args]
+           "--model", str(model), *args]
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     peer = OscPeer(port)

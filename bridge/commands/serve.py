@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the config's [tempo]; that plus /tempo over OSC; a DAW's MIDI clock on "
                         "mrt-bridge:midi_in; or the JACK transport's timebase master "
                         "(default: the config's [tempo] source, else osc)")
+    p.add_argument("--record", type=Path, metavar="DIR",
+                   help="record the take into DIR: events.jsonl (control changes with frame numbers, "
+                        "render's format), out.wav and codes.jsonl; `mrt-bridge render --events "
+                        "DIR/events.jsonl` reproduces it offline")
     p.set_defaults(func=run)
 
 
@@ -100,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
         midi_connect=args.midi_connect, tempo_source=args.tempo_source,
+        record=args.record,
     )
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

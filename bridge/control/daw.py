@@ -12,6 +12,7 @@ class DawControls:
 
     learn: Any = None
     audio_in: Any = None
+    recorder: Any = None  # bridge.daemon.session_record.SessionRecorder with serve --record
 
     def require_learn(self):
         if self.learn is None:

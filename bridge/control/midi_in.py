@@ -141,6 +141,10 @@ class MidiHandler:
         """Map ``cc`` to ``target`` from now on (MIDI learn)."""
         self._cc[int(cc)] = target
 
+    def is_drum_channel(self, channel: int) -> bool:
+        """Whether a (0-based) channel is the drum channel."""
+        return channel == self._drum
+
     def cc_map(self) -> dict[int, CcTarget]:
         """The current CC map (a copy)."""
         return dict(self._cc)

@@ -312,5 +312,9 @@ def dispatch(ctx: Context, address: str, raw_args: list, sender: tuple[str, int]
         raise LookupError("unknown address")
     route, param = found
     args = parse_args(route, list(raw_args))
+    recorder = getattr(ctx.daw, "recorder", None)
+    if recorder is not None and route.section not in (QUERY, DAW):  # serve --record: note it frame-exactly
+        recorder.apply(lambda: route.handler(ctx, param, args), address, list(raw_args))
+        return
     # path parameter for query routes is the sender (they reply to it)
     route.handler(ctx, sender if route.section == QUERY else param, args)

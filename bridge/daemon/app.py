@@ -21,6 +21,7 @@ from bridge import FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.pcm_stream import PcmStreamServer
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks import Sink, make_sink
+from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
 
 from .frame_loop import FrameLoop, ring_capacity
@@ -57,11 +58,12 @@ class ServeOptions:
     threads: int | None = None
     midi_connect: str | None = None
     tempo_source: str | None = None  # None: the config's [tempo] source, else "osc"
+    record: Path | None = None  # serve --record DIR
 
 
-# (options, control state, status provider, the open and started audio sink) -> closers.
+# (options, control state, status provider, the open and started audio sink, DAW controls) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
-InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
+InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink, DawControls], list[Closeable]]
 
 
 class Daemon:
@@ -81,6 +83,7 @@ class Daemon:
         self.loop: FrameLoop | None = None
         self.pcm: PcmStreamServer | None = None
         self.inputs: list[Closeable] = []
+        self.daw = DawControls()
         self.started_at = time.monotonic()
         self.exit_reason = ""
 
@@ -123,8 +126,15 @@ class Daemon:
         if opts.pcm_port is not None:
             self.pcm = PcmStreamServer(opts.pcm_port)
             taps = (self.pcm,)
+        engine, control = self.engine, self.control
+        if opts.record is not None:
+            from .session_record import SessionRecorder
+
+            self.daw.recorder = SessionRecorder(opts.record)
+            engine, control = self.daw.recorder.wrap_engine(engine), self.daw.recorder.wrap_control(control)
+            taps = (*taps, self.daw.recorder)
         trace = FrameTrace(opts.trace)
-        self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
+        self.loop = FrameLoop(engine, control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace)
         self.loop.start()
         if not self.loop.wait_filled(FILL_TIMEOUT_S):
@@ -134,7 +144,7 @@ class Daemon:
         self.ring.reset_low_water()
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, self.daw)
         latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
         log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
                  self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
@@ -190,6 +200,8 @@ class Daemon:
             self.sink.stop()
         if self.pcm is not None:
             self.pcm.close()
+        if self.daw.recorder is not None:
+            self.daw.recorder.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",

@@ -94,6 +94,8 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     daw = daw or DawControls()
     learn = MidiLearn(mapper, opts.config)
     taps.append(learn.attach)
+    if daw.recorder is not None:  # last: it applies what the other taps leave
+        taps.append(lambda handler: handler.add_tap(daw.recorder.midi_tap(handler)))
     try:
         osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port, daw=daw)
         osc.start()
