@@ -113,8 +113,11 @@ class Engine:
         top_k: int = DEFAULT_TOP_K,
         *,
         forced_tokens: np.ndarray | None = None,
+        prev_tokens: np.ndarray | None = None,
     ) -> Frame:
-        """Generate one frame. ``forced_tokens`` (model token ids) teacher-forces the depth loop."""
+        """Generate one frame. ``forced_tokens`` (model token ids) teacher-forces the depth loop;
+        ``prev_tokens`` (model token ids [12]) replaces the previous frame's tokens as this step's
+        temporal input (live audio in)."""
         vec = conditioning.to_vector() if isinstance(conditioning, Conditioning) else validate_vector(conditioning)
         if not np.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be a finite value >= 0, got {temperature!r}")
@@ -123,7 +126,8 @@ class Engine:
         t0 = time.perf_counter()
         encoded = self.encoder.run({io.CONDITIONING: vec.astype(np.int64)[None]})[io.ENCODED]
         t1 = time.perf_counter()
-        temporal_out = self.temporal.run({io.PREV_TOKENS: self.prev_tokens, io.ENCODED: encoded})[io.TEMPORAL_OUT]
+        prev = self.prev_tokens if prev_tokens is None else np.asarray(prev_tokens, np.int64).reshape(1, -1)
+        temporal_out = self.temporal.run({io.PREV_TOKENS: prev, io.ENCODED: encoded})[io.TEMPORAL_OUT]
         t2 = time.perf_counter()
         if forced_tokens is None:
             forced, mask = self._zeros_tokens, self._no_force

@@ -190,7 +190,8 @@ def test_serve_end_to_end_with_jack_midi_osc(jack_server_name: str, bundled_pack
             10.0, "the daemon's JACK MIDI input port mrt-bridge:midi_in")
         # One JACK client for audio and MIDI: nothing renamed (no mrt-bridge-01 and the like).
         daemon_ports = sorted(p.name for p in rec.client.get_ports() if p.name.startswith("mrt-bridge"))
-        assert daemon_ports == ["mrt-bridge:midi_in", "mrt-bridge:out_L", "mrt-bridge:out_R"], daemon_ports
+        assert daemon_ports == ["mrt-bridge:in_L", "mrt-bridge:in_R", "mrt-bridge:midi_in", "mrt-bridge:out_L",
+                                "mrt-bridge:out_R"], daemon_ports
         ours = wait_until(lambda: rec.client.get_ports("e2e-midi.*", is_midi=True, is_output=True), 5.0,
                           "our rtmidi JACK output port")
         rec.client.connect(ours[0], daemon_midi[0])

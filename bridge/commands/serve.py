@@ -85,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the take into DIR: events.jsonl (control changes with frame numbers, "
                         "render's format), out.wav and codes.jsonl; `mrt-bridge render --events "
                         "DIR/events.jsonl` reproduces it offline")
+    p.add_argument("--input-device", metavar="NAME",
+                   help="with --audio device: live input from the first input device whose name contains "
+                        "NAME (default: the default input). With --audio jack the input is "
+                        "mrt-bridge:in_L/in_R. Mixed in by /input/amount or [audio_in] amount")
     p.set_defaults(func=run)
 
 
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
         midi_connect=args.midi_connect, tempo_source=args.tempo_source,
-        record=args.record,
+        record=args.record, input_device=args.input_device,
     )
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

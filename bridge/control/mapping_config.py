@@ -105,6 +105,7 @@ class MappingConfig:
     initial_state: str | None = None
     midi: dict = field(default_factory=dict)  # raw [midi] table: drum_channel, cc (see midi_in.parse_cc_map)
     tempo_source: str | None = None  # [tempo] source (bridge/control/tempo.py); None: not set in the file
+    input_amount: float | None = None  # [audio_in] amount (bridge/daemon/audio_in.py)
 
     def param_range(self, param: str) -> tuple[float, float, bool]:
         """Range of a mappable parameter name; ValueError if unknown."""
@@ -132,7 +133,11 @@ class MappingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> MappingConfig:
         """Build from parsed TOML (a dict)."""
-        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi"})
+        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi",
+                         "audio_in"})
+        audio_in = _table(data, "audio_in")
+        _only(audio_in, "audio_in", {"amount"})
+        input_amount = _num(audio_in, "audio_in.amount", 0.0, 0.0, 1.0) if "amount" in audio_in else None
         tempo = _table(data, "tempo")
         _only(tempo, "tempo", {"bpm", "beats_per_bar", "source"})
         tempo_source = tempo.get("source")
@@ -259,7 +264,7 @@ class MappingConfig:
         return cls(
             prompts=cfg.prompts, bpm=bpm, beats_per_bar=bpb, defaults=defaults,
             rtpcs=rtpcs, states=states, triggers=triggers, initial_state=initial, midi=midi,
-            tempo_source=tempo_source,
+            tempo_source=tempo_source, input_amount=input_amount,
         )
 
     def midi_drum_channel(self) -> int:

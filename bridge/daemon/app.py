@@ -59,6 +59,7 @@ class ServeOptions:
     midi_connect: str | None = None
     tempo_source: str | None = None  # None: the config's [tempo] source, else "osc"
     record: Path | None = None  # serve --record DIR
+    input_device: str | None = None  # with --audio device: the input device's name (default input)
 
 
 # (options, control state, status provider, the open and started audio sink, DAW controls) -> closers.
@@ -127,6 +128,12 @@ class Daemon:
             self.pcm = PcmStreamServer(opts.pcm_port)
             taps = (self.pcm,)
         engine, control = self.engine, self.control
+        from .audio_in import open_audio_in
+
+        self.daw.audio_in = open_audio_in(self.sink, self.engine, device_name=opts.input_device,
+                                          threads=opts.threads, trace_dir=opts.record)
+        if self.daw.audio_in is not None:
+            engine = self.daw.audio_in.wrap_engine(engine)
         if opts.record is not None:
             from .session_record import SessionRecorder
 
@@ -202,6 +209,8 @@ class Daemon:
             self.pcm.close()
         if self.daw.recorder is not None:
             self.daw.recorder.close()
+        if self.daw.audio_in is not None:
+            self.daw.audio_in.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",

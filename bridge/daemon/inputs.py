@@ -72,6 +72,11 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
                  len(config.midi.get("cc", {})))
+        if config.input_amount is not None:
+            if daw is not None and daw.audio_in is not None:
+                daw.audio_in.set_amount(config.input_amount)
+            else:
+                log.warning("[audio_in] amount ignored: no live audio input")
     tempo_name = opts.tempo_source or (config.tempo_source if config is not None else None) or DEFAULT_SOURCE
     if mapper is None and tempo_name != DEFAULT_SOURCE:
         # No mapping file, but a beat grid is wanted (ticks, /status): an empty mapping carries it.
