@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.pcm_stream import PcmStreamServer
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks import Sink, make_sink
@@ -25,6 +24,7 @@ from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
 
 from .frame_loop import FrameLoop, ring_capacity
+from .latency import control_latency, internal_frames
 from .trace import FrameTrace
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Daemon:
         self.pcm: PcmStreamServer | None = None
         self.inputs: list[Closeable] = []
         self.daw = DawControls()
+        self._port_latency = None
         self.started_at = time.monotonic()
         self.exit_reason = ""
 
@@ -105,6 +106,10 @@ class Daemon:
                        step_ms_p99=loop["step_ms"]["p99"], ring_fill=loop["ring_fill_ms"])
         if self.sink is not None:
             out["sink"] = self.sink.status()
+            if self.loop is not None:
+                out["latency"] = control_latency(self.loop.buffer_frames, self.loop.step_times.percentiles()["p50"] or 0.0,
+                                                 self.sink.latency_frames(), self.sink.samplerate,
+                                                 _playback_ms(self.sink))
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
         return out
@@ -149,12 +154,14 @@ class Daemon:
                                f"the model could not fill {opts.buffer_frames} frames in {FILL_TIMEOUT_S:.0f} s "
                                "(far slower than real time; try --provider cuda or a smaller model)")
         self.ring.reset_low_water()
+        self._port_latency = _jack_port_latency(self.sink, self.loop)
         self.sink.start()
         if self.inputs_factory is not None:
             self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, self.daw)
-        latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
+        latency = control_latency(self.loop.buffer_frames, 0.0, self.sink.latency_frames(), rate,
+                                  _playback_ms(self.sink))["control_to_ear_ms"]
         log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
-                 self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
+                 self.sink.name, rate, self.loop.buffer_frames, latency)
 
     def run(self, stop: threading.Event) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
@@ -168,7 +175,11 @@ class Daemon:
     def _serve(self, stop: threading.Event) -> int:
         last_underruns = 0
         next_warn = 0.0
+        buffer_frames = self.loop.buffer_frames
         while not stop.wait(0.2):
+            if self.loop.buffer_frames != buffer_frames and self._port_latency is not None:
+                buffer_frames = self.loop.buffer_frames
+                self._port_latency.recompute()  # tell JACK the new internal delay
             if self.sink.failed:
                 self.exit_reason = self.sink.failed
                 log.error("%s; stopping", self.sink.failed)
@@ -216,3 +227,29 @@ class Daemon:
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
                      status["frames"], status["underruns"], status["step_ms"]["p50"],
                      status["step_ms"]["p99"])
+
+
+def _jack_port_latency(sink: Sink, loop: FrameLoop):
+    """With a JACK sink: report the daemon's internal delay as its ports' latency ranges."""
+    from bridge.audio.sinks.jack_sink import JackSink
+
+    if not isinstance(sink, JackSink):
+        return None
+    from bridge.audio.jack_latency import PortLatency
+
+    return PortLatency(sink.client, lambda: internal_frames(loop.buffer_frames, sink.latency_frames(),
+                                                            sink.samplerate))
+
+
+def _playback_ms(sink: Sink) -> float:
+    """The playback latency JACK reports downstream of our first output (the sound card's); 0 elsewhere."""
+    from bridge.audio.sinks.jack_sink import JackSink
+
+    if not isinstance(sink, JackSink) or sink.client is None:
+        return 0.0
+    from bridge.audio.jack_latency import PLAYBACK, latency_range
+
+    try:
+        return 1000.0 * latency_range(sink.client, f"{sink.client.name}:out_L", PLAYBACK)[1] / sink.samplerate
+    except Exception:  # noqa: BLE001 - server gone: nothing to report
+        return 0.0
