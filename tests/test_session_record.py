@@ -17,14 +17,32 @@ from tests.jack_util import jack_server
 pytestmark = [pytest.mark.jack]
 
 
+CONFIG = """
+[tempo]
+bpm = 150
+[prompts]
+[rtpc.danger]
+range = [0.0, 1.0]
+slew = 0.5
+targets = [{ param = "top_k", from = 40, to = 3 }]
+[states.calm]
+params = { "guidance.style" = 1.0 }
+[states.tense]
+params = { "guidance.style" = 6.0 }
+quantize = "beat"
+"""
+
+
 def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_path) -> None:
     rec = tmp_path / "take"
+    cfg = tmp_path / "map.toml"
+    cfg.write_text(CONFIG)
     with jack_server():
         src = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="kbd")
         src.open_virtual_port("out")
         try:
             with serve(bundled_package, tmp_path / "daemon.log", "--audio", "null", "--midi", "jack",
-                       "--midi-connect", "kbd:out", "--record", str(rec)) as (_, osc):
+                       "--midi-connect", "kbd:out", "--record", str(rec), "--config", str(cfg)) as (_, osc):
                 steps = [
                     lambda: osc.send("/style/tokens", *range(100, 112)),
                     lambda: src.send_message([0x90, 60, 100]),       # MIDI note on
@@ -37,6 +55,8 @@ def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_
                     lambda: osc.send("/status", osc.port),           # a query: not recorded
                     lambda: osc.send("/top_k", 2000),                # refused: not recorded
                     lambda: osc.send("/notes/panic"),
+                    lambda: osc.send("/game/danger", 1.0),          # slews over 0.5 s
+                    lambda: osc.send("/state", "tense"),             # waits for the next beat
                 ]
                 for step in steps:
                     step()
@@ -48,7 +68,7 @@ def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_
     events = [json.loads(line) for line in (rec / "events.jsonl").read_text().splitlines()]
     addresses = [e["address"] for e in events]
     assert addresses == ["/style/tokens", "/note/on", "/guidance/style", "/volume", "/note/on", "/note/off",
-                         "/temperature", "/seed", "/notes/panic"], addresses
+                         "/temperature", "/seed", "/notes/panic", "/game/danger", "/state"], addresses
     assert events[1]["args"] == [60, 100] and events[3]["args"] == [pytest.approx(90 / 127)]
     frames = [e["frame"] for e in events]
     assert frames == sorted(frames) and frames[-1] - frames[0] >= 20, frames
@@ -57,7 +77,7 @@ def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_
     assert [c["frame"] for c in codes] == list(range(len(codes))) and len(codes) > frames[-1] + 5
     out = tmp_path / "re.npy"
     r = subprocess.run([sys.executable, "-m", "bridge.cli", "render", "--model", str(bundled_package),
-                        "--frames", str(len(codes)), "--events", str(rec / "events.jsonl"),
+                        "--frames", str(len(codes)), "--events", str(rec / "events.jsonl"), "--config", str(cfg),
                         "--out", str(tmp_path / "re.wav"), "--tokens-out", str(out), "--provider", "cpu"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
