@@ -21,7 +21,7 @@ class DawControls:
 
     def require_audio_in(self):
         if self.audio_in is None:
-            raise ValueError("no live audio input (serve --audio jack or --audio device with --input)")
+            raise ValueError("no live audio input (it needs --audio jack, or --audio device and an input device)")
         return self.audio_in
 
     def status(self) -> dict:

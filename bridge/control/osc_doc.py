@@ -91,6 +91,9 @@ while its transport is stopped (quantised changes wait), and a relocate moves
 the grid. `game.tempo` in the status reply: `source`, `bpm`, `rolling`, `bar`,
 `beat_in_bar`, `phase`.
 
+`[audio_in] amount` (0..1) starts live audio in at that mix (`/input/amount`
+below).
+
 The same file may hold a `[midi]` table for `--midi jack|alsa`: `drum_channel`
 (1..16, default 10) and `cc` (`{ N = { param = ..., min = ..., max = ... } }`,
 N 0..119; param as above, or `slot.N.weight`, or `game.NAME` for an RTPC).
