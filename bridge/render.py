@@ -128,7 +128,7 @@ def render(
         conds[i] = snap.conditioning
         if snap.paused:
             continue
-        frame = engine.step(snap.conditioning, snap.temperature, snap.top_k)
+        frame = engine.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
         codes[i] = frame.codes
         timings.append(frame.timings_ms["total"])
         if frame.audio is not None and not snap.muted:

@@ -82,9 +82,12 @@ def test_input_tokens_equal_offline_encoding_of_the_mix(bundled_package, tmp_pat
     assert status["audio_in"]["amount"] == pytest.approx(0.8) and status["audio_in"]["encoding"]
     inp, rate = read_float_wav(rec / "input.wav")
     own, _ = read_float_wav(rec / "own.wav")
-    steps = [json.loads(line) for line in (rec / "temporal.jsonl").read_text().splitlines()]
+    mixes = [json.loads(line) for line in (rec / "mix.jsonl").read_text().splitlines()]
+    temporal = [json.loads(line) for line in (rec / "temporal.jsonl").read_text().splitlines()]
     codes = [json.loads(line)["codes"] for line in (rec / "codes.jsonl").read_text().splitlines()]
-    assert rate == 48000 and len(inp) == len(own) == FRAME_SAMPLES * len(steps)
+    assert rate == 48000 and len(inp) == len(own) == FRAME_SAMPLES * len(mixes)
+    assert [m["step"] for m in mixes] == list(range(len(mixes)))
+    assert [t["step"] for t in temporal] == list(range(len(temporal))) and len(temporal) >= len(mixes)
     # 1. the JACK input path is sample-exact: a stretch of what was captured is the played signal
     start = next(i for i in range(len(inp)) if inp[i, 0] != 0.0) + 4 * FRAME_SAMPLES
     where = np.nonzero(signal[:, 0] == inp[start, 0])[0]
@@ -92,28 +95,30 @@ def test_input_tokens_equal_offline_encoding_of_the_mix(bundled_package, tmp_pat
     stretch = 10 * FRAME_SAMPLES
     idx = (where[0] + np.arange(stretch)) % len(signal)
     np.testing.assert_array_equal(inp[start:start + stretch], signal[idx])
-    # 2. temporal inputs = an offline encoding of (1 - a) * own + a * input, with the encoder's latency
+    # 2. temporal inputs = an offline encoding of (1 - a) * own + a * input, with the encoder's latency:
+    # the call made after decoding frame j gives the codes of the mix of frame j - 1
     pkg = load_package(bundled_package)
     enc = StatefulSession(make_session(pkg.graph_path(io.CODEC_ENCODER), ["CPUExecutionProvider"]), "enc")
-    s0 = next(s["step"] for s in steps if s["encoded"])
-    assert all(s["prev_tokens"] is None for s in steps[:s0 + 2])
-    checked = differs = 0
-    for j, s in enumerate(steps[s0:]):
-        assert s["encoded"], "the input stayed on"
-        k = s["step"]
-        a = s["amount"]
+    s0 = next(m["step"] for m in mixes if m["encoded"])
+    offline = {}
+    for m in mixes[s0:]:
+        assert m["encoded"], "the input stayed on"
+        k, a = m["step"], m["amount"]
         mix = np.empty((1, FRAME_SAMPLES, 2), np.float32)
         np.multiply(own[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES], np.float32(1.0 - a), out=mix[0])
         mix[0] += np.float32(a) * inp[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES]
-        expected = codes_to_tokens(enc.run({io.AUDIO: mix})[io.CODES][0])
-        if j >= 1 and k + 1 < len(steps):
-            used = steps[k + 1]["prev_tokens"]
-            assert used == expected.tolist(), f"step {k + 1}: temporal input is not the encoded mix of step {k - 1}"
-            checked += 1
-            differs += used != codes_to_tokens(np.array(codes[k])).tolist()
-    assert checked >= 50, checked
-    assert differs >= checked // 2, "the encoded tokens hardly differ from the model's own: test proves nothing"
-    assert sorted({s["amount"] for s in steps[s0:]}) == pytest.approx([0.5, 0.8])
+        offline[k] = codes_to_tokens(enc.run({io.AUDIO: mix})[io.CODES][0]).tolist()
+    used = [t for t in temporal if t["prev_tokens"] is not None]
+    assert used and min(t["from_step"] for t in used) == s0 + 1, "the masked first call is never used"
+    delay = {t["step"] - t["from_step"] for t in used}
+    assert delay == {2}, f"the overlapped codec: frame n's decoding feeds frame n + 2, got {delay}"
+    for t in used:
+        assert t["prev_tokens"] == offline[t["from_step"]], f"step {t['step']}: not the encoded mix"
+    assert len(used) >= 50, len(used)
+    assert all(t["prev_tokens"] is None for t in temporal if t["step"] < s0 + 3)
+    differs = sum(t["prev_tokens"] != codes_to_tokens(np.array(codes[t["step"] - 1])).tolist() for t in used)
+    assert differs >= len(used) // 2, "the encoded tokens hardly differ from the model's own: test proves nothing"
+    assert sorted({m["amount"] for m in mixes[s0:]}) == pytest.approx([0.5, 0.8])
 
 
 def test_engine_prev_tokens_hook_replaces_the_temporal_input(bundled_package) -> None:
@@ -124,9 +129,9 @@ def test_engine_prev_tokens_hook_replaces_the_temporal_input(bundled_package) ->
     cond = Conditioning()
     for _ in range(3):
         fa = a.step(cond)
-        fb = b.step(cond, prev_tokens=b.prev_tokens[0].copy())  # the same tokens, given explicitly
+        fb = b.step(cond, prev_tokens=b.prev_tokens.copy())  # the same tokens, given explicitly
         np.testing.assert_array_equal(fa.logits, fb.logits)
     other = codes_to_tokens(np.arange(12) * 37)
     fa, fb = a.step(cond), b.step(cond, prev_tokens=other)
     assert not np.array_equal(fa.logits, fb.logits)
-    assert b.prev_tokens[0].tolist() == fb.tokens.tolist(), "the hook is for one step only"
+    assert b.prev_tokens.tolist() == fb.tokens.tolist(), "the hook is for one step only"

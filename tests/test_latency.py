@@ -27,7 +27,7 @@ def test_jack_port_latency_ranges_and_status(bundled_package, tmp_path) -> None:
         with serve(bundled_package, tmp_path / "daemon.log", "--audio", "jack", "--midi", "jack",
                    "--buffer-frames", "5") as (_, osc):
             status = osc.status()
-            lo, hi = internal_frames(5, 256, 48000)
+            lo, hi = internal_frames(5 + 1, 256, 48000)  # + the frame in the overlapped codec
             system = _ranges(server, "system:playback_1")["playback"]
             out_l = _ranges(server, "mrt-bridge:out_L")
             midi = _ranges(server, "mrt-bridge:midi_in")
@@ -35,13 +35,13 @@ def test_jack_port_latency_ranges_and_status(bundled_package, tmp_path) -> None:
             osc.send("/buffer", 3 * 1920)  # the ranges follow a new buffer
             time.sleep(1.0)
             out_l3 = _ranges(server, "mrt-bridge:out_L")
-    assert (lo, hi) == (4 * 1920, 5 * 1920 + 256)
+    assert (lo, hi) == (5 * 1920, 6 * 1920 + 256)
     assert out_l["capture"] == (lo, hi), "inputs capture nothing upstream: our delay alone"
     assert out_l["playback"] == system, "autoconnected to system:playback_1"
     assert midi["playback"] == in_l["playback"] == (lo + system[0], hi + system[1])
-    assert out_l3["capture"] == internal_frames(3, 256, 48000)
+    assert out_l3["capture"] == internal_frames(3 + 1, 256, 48000)
     lat = status["engine"]["latency"]
-    assert lat["buffer_ms"] == 200.0 and lat["block_ms"] == pytest.approx(5.33, abs=0.01)
+    assert lat["frames_ahead_ms"] == 240.0 and lat["block_ms"] == pytest.approx(5.33, abs=0.01)
     assert lat["playback_ms"] == pytest.approx(1000 * system[1] / 48000, abs=0.01)
     assert lat["range_ms"][0] < lat["control_to_ear_ms"] < lat["range_ms"][1]
 

@@ -42,7 +42,8 @@ def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_
         src.open_virtual_port("out")
         try:
             with serve(bundled_package, tmp_path / "daemon.log", "--audio", "null", "--midi", "jack",
-                       "--midi-connect", "kbd:out", "--record", str(rec), "--config", str(cfg)) as (_, osc):
+                       "--midi-connect", "kbd:out", "--record", str(rec), "--config", str(cfg),
+                       "--trace", str(tmp_path / "trace.jsonl")) as (_, osc):
                 steps = [
                     lambda: osc.send("/style/tokens", *range(100, 112)),
                     lambda: src.send_message([0x90, 60, 100]),       # MIDI note on
@@ -94,4 +95,5 @@ def test_recorded_live_session_rerenders_to_the_same_codes(bundled_package, tmp_
     import wave
 
     with wave.open(str(rec / "out.wav")) as w:
-        assert w.getframerate() == 48000 and w.getnframes() == 1920 * len(codes)
+        # every frame played; the one still in the overlapped codec at shutdown is not
+        assert w.getframerate() == 48000 and w.getnframes() in (1920 * len(codes), 1920 * (len(codes) - 1))

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bridge import presets
 from bridge.control.mapping_config import DEFAULTS, FRAME_RATE, MappingConfig, Rtpc, Trigger
 from bridge.control.state import ControlState
 from bridge.control.tempo import DEFAULT_SOURCE, EXTERNAL, TempoSource, check_source, phase
@@ -79,8 +80,10 @@ class GameMapper:
     """Turns game parameters, states and triggers into ControlState writes each frame."""
 
     def __init__(self, config: MappingConfig, state: ControlState,
-                 on_tick: TickCallback | None = None) -> None:
+                 on_tick: TickCallback | None = None, preset: str | None = None) -> None:
+        """``preset``: the bridge.presets name whose values unmapped defaults take (default: the config's)."""
         self.config = config
+        self._preset_defaults = presets.get(preset or config.preset).param_defaults()
         self._state = state
         self._on_tick = on_tick
         self._lock = threading.Lock()
@@ -179,6 +182,9 @@ class GameMapper:
         """Advance by one frame boundary (called from ControlState.snapshot)."""
         if self._last_frame is None:
             n = 0
+            # the grid counts from the stream's first frame even if the mapper joined later (the daemon
+            # fills its buffer before its inputs start), so a recorded take re-renders on the same beats
+            self._clock = frame_index
         elif frame_index > self._last_frame:
             n = frame_index - self._last_frame
         else:
@@ -312,7 +318,7 @@ class GameMapper:
             return self.config.defaults[param]
         if param.startswith("weight."):
             return 1.0 if self.config.initial_state is None else 0.0
-        return DEFAULTS[param]
+        return self._preset_defaults.get(param, DEFAULTS[param])
 
     def _state_values(self, name: str | None) -> dict[str, float]:
         values = {p: self._default(p) for p in self._owned}

@@ -121,6 +121,9 @@ class OscServer:
         self._thread: threading.Thread | None = None
         self.received = 0
         self.rejected = 0
+        self._count_lock = threading.Lock()  # the web studio's thread counts here too
+        # Called with (address, args) for every applied message (e.g. the web studio's recorder).
+        self.listeners: list[Callable[[str, list], None]] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -175,19 +178,41 @@ class OscServer:
             self._reject("<datagram>", f"not an OSC packet ({exc})")
             return
         for msg in messages:
+            self.handle_message(msg.address, list(msg.params), sender)
+
+    def handle_message(self, address: str, args: list, sender: tuple[str, int]) -> str | None:
+        """Dispatch one message from any transport (OSC, the web studio); never raises.
+
+        Counted, validated and logged exactly like a datagram's messages. Returns
+        None when it was applied, else the reason it was rejected. Applied
+        messages are passed to every callable in ``listeners`` (address, args).
+        """
+        with self._count_lock:
             self.received += 1
-            try:
-                osc_api.dispatch(self._ctx, msg.address, list(msg.params), sender)
-            except LookupError:
-                self._reject(msg.address, "unknown address")
-            except ValueError as exc:
-                self._reject(msg.address, str(exc))
-            except Exception:
+        try:
+            osc_api.dispatch(self._ctx, address, args, sender)
+        except LookupError:
+            reason = "unknown address"
+        except ValueError as exc:
+            reason = str(exc)
+        except Exception:
+            with self._count_lock:
                 self.rejected += 1
-                log.exception("OSC %s: handler failed", msg.address)
+            log.exception("OSC %s: handler failed", address)
+            return "handler failed"
+        else:
+            for listener in self.listeners:
+                try:
+                    listener(address, args)
+                except Exception:
+                    log.exception("OSC listener %r failed", listener)
+            return None
+        self._reject(address, reason)
+        return reason
 
     def _reject(self, address: str, reason: str) -> None:
-        self.rejected += 1
+        with self._count_lock:
+            self.rejected += 1
         address = address[:80]
         found = osc_api.match(address)
         key_addr = found[0].address if found else address

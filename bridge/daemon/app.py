@@ -57,6 +57,11 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    num_cfgs: int = 2
+    overlap: bool = True
+    preset: str = "default"  # a bridge.presets name
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
     tempo_source: str | None = None  # None: the config's [tempo] source, else "osc"
     record: Path | None = None  # serve --record DIR
     input_device: str | None = None  # with --audio device: the input device's name (default input)
@@ -64,7 +69,8 @@ class ServeOptions:
 
 # (options, control state, status provider, the open and started audio sink, DAW controls) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
-InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink, DawControls], list[Closeable]]
+# With --web the factory also gets ``web=`` the bound WebStudio, to attach to the OSC dispatch.
+InputsFactory = Callable[..., list[Closeable]]
 
 
 class Daemon:
@@ -83,6 +89,7 @@ class Daemon:
         self.ring: AudioRing | None = None
         self.loop: FrameLoop | None = None
         self.pcm: PcmStreamServer | None = None
+        self.web = None  # bridge.web.server.WebStudio with --web
         self.inputs: list[Closeable] = []
         self.daw = DawControls()
         self._port_latency = None
@@ -107,12 +114,17 @@ class Daemon:
         if self.sink is not None:
             out["sink"] = self.sink.status()
             if self.loop is not None:
-                out["latency"] = control_latency(self.loop.buffer_frames, self.loop.step_times.percentiles()["p50"] or 0.0,
-                                                 self.sink.latency_frames(), self.sink.samplerate,
-                                                 _playback_ms(self.sink))
+                out["latency"] = self._latency(self.loop.step_times.percentiles()["p50"] or 0.0)
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
+        if self.web is not None:
+            out["web"] = self.web.status()
         return out
+
+    def _latency(self, step_ms: float) -> dict:
+        """Expected control-to-ear latency (bridge/daemon/latency.py) for /status and the start-up log."""
+        return control_latency(self.loop.buffer_frames + self.loop.codec.latency_frames, step_ms,
+                               self.sink.latency_frames(), self.sink.samplerate, _playback_ms(self.sink))
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -146,8 +158,14 @@ class Daemon:
             engine, control = self.daw.recorder.wrap_engine(engine), self.daw.recorder.wrap_control(control)
             taps = (*taps, self.daw.recorder)
         trace = FrameTrace(opts.trace)
+        if opts.web_port is not None:
+            from bridge.web.server import WebStudio
+            self.web = WebStudio(opts.web_host, opts.web_port, trace)
+            taps = (*taps, self.web.tap)
         self.loop = FrameLoop(engine, control, self.ring, buffer_frames=opts.buffer_frames,
-                              out_rate=rate, taps=taps, trace=trace)
+                              out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
+        if self.daw.audio_in is not None:
+            self.daw.audio_in.codec_delay = self.loop.codec.latency_frames
         self.loop.start()
         if not self.loop.wait_filled(FILL_TIMEOUT_S):
             raise RuntimeError(self.loop.failed or
@@ -157,11 +175,12 @@ class Daemon:
         self._port_latency = _jack_port_latency(self.sink, self.loop)
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, self.daw)
-        latency = control_latency(self.loop.buffer_frames, 0.0, self.sink.latency_frames(), rate,
-                                  _playback_ms(self.sink))["control_to_ear_ms"]
-        log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
-                 self.sink.name, rate, self.loop.buffer_frames, latency)
+            extra = {} if self.web is None else {"web": self.web}
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, daw=self.daw, **extra)
+        latency = self._latency(0.0)["control_to_ear_ms"]
+        log.info("serving: audio=%s (%d Hz), buffer %d frames%s, guidance rows %d, control latency about %.0f ms",
+                 self.sink.name, rate, self.loop.buffer_frames,
+                 " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, latency)
 
     def run(self, stop: threading.Event) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
@@ -218,6 +237,8 @@ class Daemon:
             self.sink.stop()
         if self.pcm is not None:
             self.pcm.close()
+        if self.web is not None:
+            self.web.close()
         if self.daw.recorder is not None:
             self.daw.recorder.close()
         if self.daw.audio_in is not None:
@@ -237,8 +258,8 @@ def _jack_port_latency(sink: Sink, loop: FrameLoop):
         return None
     from bridge.audio.jack_latency import PortLatency
 
-    return PortLatency(sink.client, lambda: internal_frames(loop.buffer_frames, sink.latency_frames(),
-                                                            sink.samplerate))
+    return PortLatency(sink.client, lambda: internal_frames(loop.buffer_frames + loop.codec.latency_frames,
+                                                            sink.latency_frames(), sink.samplerate))
 
 
 def _playback_ms(sink: Sink) -> float:

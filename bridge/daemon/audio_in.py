@@ -10,30 +10,32 @@ the model continues its own tokens, exactly as without this module.
 
 Alignment: encoder call k returns the codes of the audio of call k - 1 (its
 STFT looks 480 samples ahead; see onnx_export/spectrostream_encoder.py), and
-its first call after a (re)start is masked. So the mix of frame n is encoded
-by the call made after frame n + 1 and is the temporal input of frame n + 2;
-when the encoder (re)starts (amount leaves 0, or the engine resets) the first
-frame after it uses the model's own tokens.
+its first call after a (re)start is masked. The mix of frame n is encoded
+when frame n is decoded (on the codec thread when it overlaps the model),
+giving the codes of the mix of frame n - 1; those are the temporal input of
+frame n + 1 + ``codec_delay`` (``codec_delay`` = 1 with the overlapped codec:
+frame n's audio exists only while frame n + 1 is generated). So the mix of
+frame n conditions frame n + 2 (n + 3 overlapped). When the encoder
+(re)starts (amount leaves 0, or the engine resets) the first frames after it
+use the model's own tokens.
 
 Input comes from an :class:`~bridge.audio.ring.AudioRing` that the audio
 callback fills (JACK ``mrt-bridge:in_L``/``in_R``, or the input device). Each
-frame takes 1920 samples from it; a short ring gives silence for the missing
-part (counted), and more than ``MAX_BACKLOG_FRAMES`` waiting is trimmed to one
-frame (counted) so the input never lags behind.
+decoded frame takes 1920 samples from it; a short ring gives silence for the
+missing part (counted), and more than ``MAX_BACKLOG_FRAMES`` waiting is
+trimmed to one frame (counted) so the input never lags behind.
 
-With ``trace_dir`` (``serve --record DIR``) it writes ``input.wav`` and
-``own.wav`` (float32, one 1920-sample frame per generated frame) and
-``temporal.jsonl`` (per generated frame, numbered by ``step`` from 0: the
-amount its mix used, whether it was encoded, and the temporal input tokens
-used when they were not the model's own), so the encoding can be checked
-offline frame by frame.
+With ``trace_dir`` (``serve --record DIR``) it writes, per decoded frame
+(numbered by ``step`` from 0 since the last restart of the stream),
+``input.wav`` and ``own.wav`` (float32, 1920 samples each) and ``mix.jsonl``
+(the amount the mix used, whether it was encoded); and per generated frame
+``temporal.jsonl`` (its step, and the temporal input tokens used when they
+were not the model's own, with ``from_step``, the frame whose decoding
+encoded them), so the encoding can be checked offline frame by frame.
 """
-
-from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +65,11 @@ class InputMix:
         self.ring = ring
         self._amount = 0.0
         self.set_amount(amount)
-        self._lock = threading.Lock()
+        self.codec_delay = 0  # frames between a frame's generation and its decoding (the daemon sets it)
         self._running = False  # the encoder has state from earlier frames
-        self._next: np.ndarray | None = None  # tokens for the next step's temporal input
+        self._tokens: dict[int, np.ndarray] = {}  # decoded step -> tokens its encoder call gave
+        self._generated = 0  # steps generated since the last restart of the stream
+        self._decoded = 0  # steps decoded since then
         self._input = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self._scratch = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self._mix = np.zeros((1, FRAME_SAMPLES, 2), np.float32)
@@ -77,8 +81,9 @@ class InputMix:
         if trace_dir is not None:
             trace_dir = Path(trace_dir)
             trace_dir.mkdir(parents=True, exist_ok=True)
-            self._trace = (FloatWavWriter(trace_dir / "input.wav"), FloatWavWriter(trace_dir / "own.wav"),
-                           open(trace_dir / "temporal.jsonl", "w", buffering=1, encoding="utf-8"))  # noqa: SIM115
+            self._trace = tuple(open(trace_dir / n, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+                                for n in ("mix.jsonl", "temporal.jsonl"))
+            self._wavs = (FloatWavWriter(trace_dir / "input.wav"), FloatWavWriter(trace_dir / "own.wav"))
 
     # -- control (any thread) --------------------------------------------------------
     def set_amount(self, amount: float) -> None:
@@ -92,10 +97,32 @@ class InputMix:
                 "short_frames": self.short, "trimmed_frames": self.trimmed, "ring_fill": self.ring.fill}
 
     def wrap_engine(self, engine):
-        """The engine as the frame loop should see it (steps use and feed the input mix)."""
+        """The engine as the frame loop should see it (generate uses, decode feeds the input mix)."""
         return _InputEngine(engine, self)
 
-    # -- frame thread -------------------------------------------------------------------
+    # -- frame-loop thread ----------------------------------------------------------------
+    def tokens_for_next(self) -> tuple[np.ndarray | None, int]:
+        """Temporal input tokens for the frame about to be generated (None: the model's own), its source step."""
+        m = self._generated
+        self._generated = m + 1
+        source = m - 1 - self.codec_delay
+        tokens = self._tokens.pop(source, None)
+        for old in [k for k in self._tokens if k < source]:
+            del self._tokens[old]
+        if self._trace is not None:
+            self._trace[1].write(json.dumps({"step": m, "from_step": source if tokens is not None else None,
+                                             "prev_tokens": None if tokens is None else tokens.tolist()}) + "\n")
+        return tokens, source
+
+    def restart(self) -> None:
+        """The stream restarts (engine reset; the codec has been flushed): so does the encoded history."""
+        if self._running:
+            self.encoder.reset()
+        self._running = False
+        self._tokens.clear()
+        self._generated = self._decoded = 0
+
+    # -- codec thread (or the frame-loop thread without overlap) -----------------------------
     def _take_input(self) -> np.ndarray:
         while self.ring.fill > MAX_BACKLOG_FRAMES * FRAME_SAMPLES:
             self.ring.read_into(self._scratch)
@@ -106,8 +133,10 @@ class InputMix:
         self.ring.read_into(self._input)
         return self._input
 
-    def after_step(self, audio: np.ndarray | None, used: np.ndarray | None) -> None:
-        """Called after each generated frame with its own audio and the temporal input it used."""
+    def after_decode(self, audio: np.ndarray | None) -> None:
+        """One frame decoded: mix its own audio with one frame of input and encode it (amount > 0)."""
+        j = self._decoded
+        self._decoded = j + 1
         inp = self._take_input()
         amount = self._amount
         encoded = amount > 0.0 and audio is not None
@@ -115,53 +144,53 @@ class InputMix:
             np.multiply(audio, np.float32(1.0 - amount), out=self._mix[0])
             self._mix[0] += np.float32(amount) * inp
             codes = self.encoder.run({io.AUDIO: self._mix})[io.CODES][0]
-            # the first call after a (re)start is masked (encoder latency): keep the model's own tokens
-            self._next = codes_to_tokens(codes) if self._running else None
+            if self._running:  # the first call after a (re)start is masked (encoder latency)
+                self._tokens[j] = codes_to_tokens(codes)
             self._running = True
-        else:
-            self._restart()
+        elif self._running:
+            self.encoder.reset()
+            self._running = False
         self.frames += 1
         if self._trace is not None:
-            wav_in, wav_own, jsonl = self._trace
-            wav_in.write(inp)
-            wav_own.write(audio if audio is not None else np.zeros_like(inp))
-            jsonl.write(json.dumps({"step": self.frames - 1, "amount": amount, "encoded": encoded,
-                                    "prev_tokens": None if used is None else [int(t) for t in used]}) + "\n")
-
-    def take_tokens(self) -> np.ndarray | None:
-        return self._next
-
-    def _restart(self) -> None:
-        if self._running:
-            self.encoder.reset()
-        self._running = False
-        self._next = None
+            self._wavs[0].write(inp)
+            self._wavs[1].write(audio if audio is not None else np.zeros_like(inp))
+            self._trace[0].write(json.dumps({"step": j, "amount": amount, "encoded": encoded}) + "\n")
 
     def close(self) -> None:
         if self.device is not None:
             self.device.close()
             self.device = None
         if self._trace is not None:
-            for item in self._trace:
+            for item in (*self._trace, *self._wavs):
                 item.close()
             self._trace = None
 
 
 class _InputEngine:
+    """The engine with live input: ``generate`` reads encoded tokens, ``decode`` encodes the mix."""
+
     def __init__(self, engine, mix: InputMix) -> None:
         self._engine = engine
         self._mix = mix
 
+    def generate(self, *args, **kwargs):
+        tokens, _ = self._mix.tokens_for_next()
+        if tokens is not None:
+            kwargs["prev_tokens"] = tokens
+        return self._engine.generate(*args, **kwargs)
+
+    def decode(self, codes):
+        audio = self._engine.decode(codes)
+        self._mix.after_decode(audio)
+        return audio
+
     def step(self, *args, **kwargs):
-        prev = self._mix.take_tokens()
-        if prev is not None:
-            kwargs["prev_tokens"] = prev
-        frame = self._engine.step(*args, **kwargs)
-        self._mix.after_step(frame.audio, prev)
+        frame = self.generate(*args, **kwargs)
+        frame.audio = self.decode(frame.codes)
         return frame
 
     def reset(self, *args, **kwargs):
-        self._mix._restart()  # the model starts from silence: so does the encoded history
+        self._mix.restart()
         return self._engine.reset(*args, **kwargs)
 
     def __getattr__(self, name: str):

@@ -33,11 +33,15 @@ class _Stopper:
 
 
 def build_control(opts: ServeOptions, engine) -> ControlState:
-    """The control state, with the model package's style service attached when it has one."""
+    """The control state (preset applied), with the package's style service when it has one."""
+    from bridge import presets
     from bridge.style.service import service_for_package
 
     control = ControlState()
-    resolver = service_for_package(engine.package.root, opts.palette)
+    preset = presets.get(opts.preset)
+    preset.apply(control)
+    log.info("preset %s: %s", preset.name, preset.summary)
+    resolver = service_for_package(engine.package.root, opts.palette, use_mapper=preset.use_mapper)
     if resolver is not None:
         control.set_style_resolver(resolver)
     return control
@@ -45,12 +49,13 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
 
 def start_inputs(opts: ServeOptions, control: ControlState,
                  status_provider: Callable[[], dict], sink: Sink | None = None,
-                 daw=None) -> list[Closeable]:
+                 web=None, daw=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
-    MIDI input port is registered on the sink's own client. ``daw``: the
-    DawControls the OSC table reaches (MIDI learn is filled in here).
+    MIDI input port is registered on the sink's own client. ``web``: the bound
+    WebStudio of ``--web``; its page messages go through the OSC server's dispatch.
+    ``daw``: the DawControls the OSC table reaches (MIDI learn is filled in here).
     """
     from bridge.control.osc_server import OscServer
 
@@ -68,7 +73,7 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         from bridge.control.mapping_config import MappingConfig
 
         config = MappingConfig.from_toml(opts.config)
-        mapper = GameMapper(config, control, on_tick=on_tick)
+        mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
                  len(config.midi.get("cc", {})))
@@ -83,13 +88,15 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         from bridge.control.mapping import GameMapper
         from bridge.control.mapping_config import MappingConfig
 
-        mapper = GameMapper(MappingConfig(prompts=()), control, on_tick=on_tick)
+        mapper = GameMapper(MappingConfig(prompts=()), control, on_tick=on_tick, preset=opts.preset)
     taps: list = []
     if mapper is not None:
         source = _tempo_source(opts, tempo_name, sink, taps)
         if source is not None:
             started.append(source)
-        lookahead = opts.buffer_frames * 0.04 + (sink.latency_frames() / sink.samplerate if sink else 0.0)
+        # the frame being made is heard after the frames ahead of it (+1 in an overlapped codec) and a block
+        ahead = opts.buffer_frames + (1 if opts.overlap else 0)
+        lookahead = ahead * 0.04 + (sink.latency_frames() / sink.samplerate if sink else 0.0)
         mapper.set_tempo_source(tempo_name, source, lookahead)
         control.add_frame_hook(mapper.advance)
         log.info("tempo from %s", tempo_name)
@@ -106,6 +113,10 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
+        if web is not None:
+            web.attach(osc, control, mapper)
+            web.start()
+            started.append(web)
         midi = _start_midi(opts, control, mapper, config, sink, taps)
         if midi is not None:
             started.append(midi)
@@ -117,16 +128,19 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     return started
 
 
-def _midi_mapping(mapper, config) -> dict:
-    """MidiHandler keyword arguments from the mapping file's [midi] table (defaults without one)."""
+def _midi_mapping(mapper, config, preset: str = "default") -> dict:
+    """MidiHandler keyword arguments from the mapping file's [midi] table (the preset's without one)."""
+    from bridge import presets
+
+    drum_channel = presets.get(preset).drum_channel
     if config is None:
-        return {"mapper": mapper}
+        return {"mapper": mapper, "drum_channel": drum_channel}
     from bridge.control.midi_in import parse_cc_map
 
     cc = config.midi.get("cc")
     return {
         "mapper": mapper,
-        "drum_channel": config.midi_drum_channel(),
+        "drum_channel": config.midi_drum_channel(drum_channel),
         # No [midi.cc] in the file keeps the built-in map (CC 7 = volume).
         "cc_map": None if cc is None else parse_cc_map(cc),
     }
@@ -163,7 +177,7 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
 
     audio_kind = parse_audio_spec(opts.audio)[0]
     api = mode if mode != "auto" else ("jack" if audio_kind == "jack" else "alsa")
-    kwargs = _midi_mapping(mapper, config)
+    kwargs = _midi_mapping(mapper, config, opts.preset)
     try:
         if api == "jack" and isinstance(sink, JackSink):
             # One JACK client for audio and MIDI: the port is exactly mrt-bridge:midi_in.

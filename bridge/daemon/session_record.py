@@ -130,8 +130,8 @@ class _RecordingEngine:
         self._engine = engine
         self._recorder = recorder
 
-    def step(self, *args, **kwargs):
-        frame = self._engine.step(*args, **kwargs)
+    def generate(self, *args, **kwargs):
+        frame = self._engine.generate(*args, **kwargs)
         self._recorder._record_codes(frame.codes)
         return frame
 
