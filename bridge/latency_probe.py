@@ -143,24 +143,21 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def _reference(model: Path, frames: int, seed: int, threads: int | None, provider: str) -> np.ndarray:
-    """The daemon's output for ``frames`` frames from a fresh stream with default controls."""
-    from bridge.control.state import ControlState
-    from bridge.engine import Engine
-
-    engine = Engine(model, provider, threads=threads, seed=seed)
-    control = ControlState()
+def _reference(make_engine, make_control, frames: int) -> np.ndarray:
+    """The daemon's output for ``frames`` frames from a fresh stream with its initial controls."""
+    engine = make_engine()
+    control = make_control(engine)
     out = np.zeros((frames * FRAME_SAMPLES, 2), np.float32)
     for i in range(frames):
         snap = control.snapshot(i)
-        frame = engine.step(snap.conditioning, temperature=snap.temperature, top_k=snap.top_k)
+        frame = engine.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
         out[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] = frame.audio
     return out
 
 
 def measure(model: Path, *, repeats: int = 10, buffer_frames: int = 4, via: str = "osc", change: str = "style",
             period: int = 256, server: str | None = None, seed: int = 0, threads: int | None = None,
-            provider: str = "auto", rng: random.Random | None = None) -> LatencyResult:
+            provider: str = "auto", overlap: bool = True, rng: random.Random | None = None) -> LatencyResult:
     """Run the daemon on JACK and measure ``repeats`` change -> first changed output sample latencies."""
     if via not in ("osc", "midi"):
         raise ValueError(f"--via must be osc or midi, got {via!r}")
@@ -172,11 +169,11 @@ def measure(model: Path, *, repeats: int = 10, buffer_frames: int = 4, via: str 
     with ctx as name:
         if server:
             os.environ["JACK_DEFAULT_SERVER"] = name
-        return _measure(model, repeats, buffer_frames, via, change, seed, threads, provider,
+        return _measure(model, repeats, buffer_frames, via, change, seed, threads, provider, overlap,
                         rng or random.Random(0))
 
 
-def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider, rng) -> LatencyResult:
+def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider, overlap, rng) -> LatencyResult:
     from pythonosc.udp_client import SimpleUDPClient
 
     from bridge.audio.jack_latency import PLAYBACK, latency_range
@@ -186,17 +183,23 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
 
     per_repeat = SETTLE_S[1] + AFTER_S + 0.2
     ref_frames = int((SETTLE_S[1] + AFTER_S) * 25) + 10
-    ref = _reference(model, ref_frames, seed, threads, provider)
     opts = ServeOptions(model=model, audio="jack", midi="jack" if via == "midi" else "none",
                         osc_port=_free_udp_port(), buffer_frames=buffer_frames, jack_autoconnect=False,
-                        threads=threads, provider=provider)
+                        threads=threads, provider=provider, overlap=overlap)
+
+    def make_engine() -> Engine:
+        return Engine(model, provider, threads=threads, seed=seed)
+
+    def make_control(engine):
+        return build_control(opts, engine)
+
+    ref = _reference(make_engine, make_control, ref_frames)
     # rtmidi holds the GIL while it talks to the JACK server, which may wait for our Python process
     # callbacks: its client must exist before any of ours is active.
     send = _Sender(via, change, opts.osc_port)
     probe = _Probe(seconds=8.0 + repeats * per_repeat)
     rate = probe.rate
-    daemon = Daemon(opts, lambda: Engine(model, provider, threads=threads, seed=seed),
-                    lambda engine: build_control(opts, engine), start_inputs)
+    daemon = Daemon(opts, make_engine, make_control, start_inputs)
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
     result = LatencyResult([], 0.0, probe.client.blocksize, rate, buffer_frames, via, change)

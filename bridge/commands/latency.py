@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="the daemon's --no-overlap: decode in line instead of one frame behind on a second thread")
     p.set_defaults(func=run)
 
 
@@ -52,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
     change = args.change or ("style" if args.via == "osc" else "volume")
     r = measure(model, repeats=args.repeats, buffer_frames=args.buffer_frames, via=args.via, change=change,
                 period=args.period, server=args.server, seed=args.seed, threads=args.threads,
-                provider=args.provider)
+                provider=args.provider, overlap=args.overlap)
     for f in r.failures:
         print(f"  not measured: {f}")
     print("  each (ms): " + " ".join(f"{v:.1f}" for v in r.latencies_ms))
-    print(f"{change} change via {args.via} -> first changed sample at the JACK output, buffer {r.buffer_frames} frames, "
+    print(f"{change} change via {args.via} -> first changed sample at the JACK output, buffer {r.buffer_frames} frames"
+          f"{'' if args.overlap else ', no codec overlap'}, "
           f"JACK period {r.period} @ {r.rate} Hz, {len(r.latencies_ms)} of {args.repeats} repeats: "
           f"p50 {r.percentile(50):.1f} ms, p95 {r.percentile(95):.1f} ms"
           + (f" (daemon states {r.stated_ms:.0f} ms)" if r.stated_ms is not None else ""))
