@@ -101,8 +101,8 @@ class InputMix:
         return _InputEngine(engine, self)
 
     # -- frame-loop thread ----------------------------------------------------------------
-    def tokens_for_next(self) -> tuple[np.ndarray | None, int]:
-        """Temporal input tokens for the frame about to be generated (None: the model's own), its source step."""
+    def tokens_for_next(self) -> np.ndarray | None:
+        """Temporal input tokens for the frame about to be generated (None: the model's own)."""
         m = self._generated
         self._generated = m + 1
         source = m - 1 - self.codec_delay
@@ -112,7 +112,7 @@ class InputMix:
         if self._trace is not None:
             self._trace[1].write(json.dumps({"step": m, "from_step": source if tokens is not None else None,
                                              "prev_tokens": None if tokens is None else tokens.tolist()}) + "\n")
-        return tokens, source
+        return tokens
 
     def restart(self) -> None:
         """The stream restarts (engine reset; the codec has been flushed): so does the encoded history."""
@@ -174,7 +174,7 @@ class _InputEngine:
         self._mix = mix
 
     def generate(self, *args, **kwargs):
-        tokens, _ = self._mix.tokens_for_next()
+        tokens = self._mix.tokens_for_next()
         if tokens is not None:
             kwargs["prev_tokens"] = tokens
         return self._engine.generate(*args, **kwargs)
