@@ -172,25 +172,26 @@ def build_encoder(cfg: DepthformerConfig, w: dict) -> onnx.ModelProto:
     """
     g = GraphBuilder("mrt2_encoder")
     e = cfg.encoder_dims
-    cond = g.input(io.CONDITIONING, np.int64, [io.ROWS, 144])
-    tokens = g.add(cond, g.const(TOKEN_OFFSET, np.int64))
-    style = g.slice(tokens, [0], [NUM_LEVELS], [1])
-    regular = g.slice(tokens, [NUM_LEVELS], [144], [1])
+    with g.scope("encoder"):
+        cond = g.input(io.CONDITIONING, np.int64, [io.ROWS, 144])
+        tokens = g.add(cond, g.const(TOKEN_OFFSET, np.int64))
+        style = g.slice(tokens, [0], [NUM_LEVELS], [1])
+        regular = g.slice(tokens, [NUM_LEVELS], [144], [1])
 
-    style_idx = g.add(style, g.const(np.arange(NUM_LEVELS) * MUSICCOCA_PER_LEVEL_VOCAB, np.int64))
-    table = f"{ck.MULAN}/mulan_dequantizer/embedding"
-    style_emb = g.op("Gather", [g.weight(table, w[table]), style_idx], axis=0)  # [N,12,768]
-    style_sum = g.op("ReduceSum", [style_emb, g.ints([1])], keepdims=0)  # [N,768]
-    style_vec = dense(g, style_sum, f"{ck.MULAN}/depth_input_adapter", w, bias=False)
+        style_idx = g.add(style, g.const(np.arange(NUM_LEVELS) * MUSICCOCA_PER_LEVEL_VOCAB, np.int64))
+        table = f"{ck.MULAN}/mulan_dequantizer/embedding"
+        style_emb = g.op("Gather", [g.weight(table, w[table]), style_idx], axis=0)  # [N,12,768]
+        style_sum = g.op("ReduceSum", [style_emb, g.ints([1])], keepdims=0)  # [N,768]
+        style_vec = dense(g, style_sum, f"{ck.MULAN}/depth_input_adapter", w, bias=False)
 
-    offsets = np.concatenate([[0], np.cumsum(REGULAR_CHANNEL_VOCABS)[:-1]]).astype(np.int64)
-    reg_idx = g.add(regular, g.const(offsets, np.int64))
-    reg_table = f"{ck.REGULAR}/embedding"
-    reg_emb = g.op("Gather", [g.weight(reg_table, w[reg_table]), reg_idx], axis=0)  # [N,132,E]
-    reg_vec = g.op("ReduceMean", [reg_emb], axes=[1], keepdims=0)
+        offsets = np.concatenate([[0], np.cumsum(REGULAR_CHANNEL_VOCABS)[:-1]]).astype(np.int64)
+        reg_idx = g.add(regular, g.const(offsets, np.int64))
+        reg_table = f"{ck.REGULAR}/embedding"
+        reg_emb = g.op("Gather", [g.weight(reg_table, w[reg_table]), reg_idx], axis=0)  # [N,132,E]
+        reg_vec = g.op("ReduceMean", [reg_emb], axes=[1], keepdims=0)
 
-    mixed = g.mul(g.add(style_vec, reg_vec), g.const(0.5))
-    out = layer_norm(g, mixed, f"{ck.ENCODER}/encoder_ln", w)
+        mixed = g.mul(g.add(style_vec, reg_vec), g.const(0.5))
+        out = layer_norm(g, mixed, f"{ck.ENCODER}/encoder_ln", w)
     g.output(out, io.ENCODED, np.float32, [io.ROWS, e])
     return g.build("MRT2 streaming encoder (conditioning embedding + LayerNorm)")
 
@@ -250,12 +251,14 @@ def temporal_layer(
     layer = f"{ck.TEMPORAL}/x_layers_{i}"
     for name, source in (("self", None), ("cross", enc)):
         prefix = f"{layer}/{name}_attention"
-        x = residual_attention(
-            g, x, prefix, w,
-            lambda hx, name=name, source=source, prefix=prefix: windowed_attention(
-                g, hx, source or hx, name, prefix, i, cfg, w, ring),
-        )
-    return ffn(g, x, f"{layer}/ffn", w)
+        with g.scope(f"temporal/layer{i}/{name}_attn"):
+            x = residual_attention(
+                g, x, prefix, w,
+                lambda hx, name=name, source=source, prefix=prefix: windowed_attention(
+                    g, hx, source or hx, name, prefix, i, cfg, w, ring),
+            )
+    with g.scope(f"temporal/layer{i}/ffn"):
+        return ffn(g, x, f"{layer}/ffn", w)
 
 
 def _ring(g: GraphBuilder, step: str, window: int, heads: int) -> tuple[str, str]:
@@ -362,7 +365,8 @@ def add_depth(
     for level in range(NUM_LEVELS):
         x = x_in
         if cfg.has_depth_adapter:
-            x = dense(g, x, f"{ck.DEPTH}/depth_input_adapter", w, bias=False)
+            with g.scope(f"depth/level{level}/adapter"):
+                x = dense(g, x, f"{ck.DEPTH}/depth_input_adapter", w, bias=False)
         for i in range(dp.num_layers):
             layer = f"{ck.DEPTH}/transformer/x_layers_{i}"
 
@@ -376,21 +380,25 @@ def add_depth(
                 vt = values[i][0] if len(values[i]) == 1 else g.concat(values[i], axis=2)
                 return attention_out(g, attend(g, qs, None, kt, vt, None, attn, w), f"{layer}/self_attention", dp, w)
 
-            x = residual_attention(g, x, f"{layer}/self_attention", w, self_attn)
-            x = ffn(g, x, f"{layer}/ffn", w)
-        x = layer_norm(g, x, f"{ck.DEPTH}/final_ln", w)
-        lo = NUM_RESERVED_TOKENS + level * CODEBOOK_SIZE
-        wk = g.weight(f"{ck.DEPTH}/to_logits/kernel[level{level}]", kernel[:, lo:lo + CODEBOOK_SIZE])
-        bk = g.weight(f"{ck.DEPTH}/to_logits/bias[level{level}]", bias[lo:lo + CODEBOOK_SIZE])
-        logits = g.add(g.matmul(x, wk), bk)  # [N, 1024]
-        logits = g.mul(g.op("Tanh", [g.mul(logits, g.const(1.0 / SOFT_CAP))]), g.const(SOFT_CAP))
-        logits = guided_logits(g, logits, guidance, rows_shape)  # [B, 1024]
-        logits_all.append(g.op("Unsqueeze", [logits, g.ints([1])]))
-        sampled = sample_level(g, logits, level, temperature, top_k, gumbel)
-        lvl = g.const(level, np.int64)
-        token = g.op("Where", [g.op("Gather", [force_mask, lvl], axis=1), g.op("Gather", [forced, lvl], axis=1),
-                               sampled])  # [B]
-        tokens.append(g.op("Unsqueeze", [token, g.ints([1])]))
+            with g.scope(f"depth/level{level}/layer{i}/self_attn"):
+                x = residual_attention(g, x, f"{layer}/self_attention", w, self_attn)
+            with g.scope(f"depth/level{level}/layer{i}/ffn"):
+                x = ffn(g, x, f"{layer}/ffn", w)
+        with g.scope(f"depth/level{level}/logits"):
+            x = layer_norm(g, x, f"{ck.DEPTH}/final_ln", w)
+            lo = NUM_RESERVED_TOKENS + level * CODEBOOK_SIZE
+            wk = g.weight(f"{ck.DEPTH}/to_logits/kernel[level{level}]", kernel[:, lo:lo + CODEBOOK_SIZE])
+            bk = g.weight(f"{ck.DEPTH}/to_logits/bias[level{level}]", bias[lo:lo + CODEBOOK_SIZE])
+            logits = g.add(g.matmul(x, wk), bk)  # [N, 1024]
+            logits = g.mul(g.op("Tanh", [g.mul(logits, g.const(1.0 / SOFT_CAP))]), g.const(SOFT_CAP))
+            logits = guided_logits(g, logits, guidance, rows_shape)  # [B, 1024]
+            logits_all.append(g.op("Unsqueeze", [logits, g.ints([1])]))
+        with g.scope(f"depth/level{level}/sample"):
+            sampled = sample_level(g, logits, level, temperature, top_k, gumbel)
+            lvl = g.const(level, np.int64)
+            token = g.op("Where", [g.op("Gather", [force_mask, lvl], axis=1), g.op("Gather", [forced, lvl], axis=1),
+                                   sampled])  # [B]
+            tokens.append(g.op("Unsqueeze", [token, g.ints([1])]))
         if level + 1 < NUM_LEVELS:
             per_row = g.op("Reshape", [g.op("Expand", [tokens[-1], rows_shape]), g.ints([-1])])  # [N]
             x_in = token_embedding(g, per_row, t.model_dims, w)  # [N, Dt]
