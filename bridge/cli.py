@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "models",
     "styles",
     "bench",
+    "latency",
 )
 
 

@@ -30,6 +30,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from tests.daw_util import free_udp_port, wait_until
 from tests.jack_util import jack_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,22 +43,6 @@ STATED_LATENCY_S = BUFFER_FRAMES * 0.040 + JACK_PERIOD / RATE
 LATENCY_BOUND_S = STATED_LATENCY_S + 0.040 + 0.100
 
 pytestmark = [pytest.mark.jack]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(fn, timeout: float, what: str, step: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = fn()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture()
@@ -190,7 +175,8 @@ def test_serve_end_to_end_with_jack_midi_osc(jack_server_name: str, bundled_pack
             10.0, "the daemon's JACK MIDI input port mrt-bridge:midi_in")
         # One JACK client for audio and MIDI: nothing renamed (no mrt-bridge-01 and the like).
         daemon_ports = sorted(p.name for p in rec.client.get_ports() if p.name.startswith("mrt-bridge"))
-        assert daemon_ports == ["mrt-bridge:midi_in", "mrt-bridge:out_L", "mrt-bridge:out_R"], daemon_ports
+        assert daemon_ports == ["mrt-bridge:in_L", "mrt-bridge:in_R", "mrt-bridge:midi_in", "mrt-bridge:out_L",
+                                "mrt-bridge:out_R"], daemon_ports
         ours = wait_until(lambda: rec.client.get_ports("e2e-midi.*", is_midi=True, is_output=True), 5.0,
                           "our rtmidi JACK output port")
         rec.client.connect(ours[0], daemon_midi[0])

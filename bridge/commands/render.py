@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         from bridge.control.mapping_config import MappingConfig
 
         mapper = GameMapper(MappingConfig.from_toml(args.config), control, preset=preset.name)
+        control.add_frame_hook(mapper.advance)  # as in the daemon: RTPCs, states and triggers move per frame
     try:
         result = render(engine, frames, control, events, mapper=mapper, styles=styles)
     finally:

@@ -103,6 +103,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop by itself after this many seconds (demos, scripted recordings); "
                         "default: run until Ctrl-C / SIGTERM")
+    p.add_argument("--tempo-source", choices=("config", "osc", "midi-clock", "jack-transport"),
+                   help="where the beat grid (quantised changes, /tick/beat and /tick/bar) comes from: "
+                        "the config's [tempo]; that plus /tempo over OSC; a DAW's MIDI clock on "
+                        "mrt-bridge:midi_in; or the JACK transport's timebase master "
+                        "(default: the config's [tempo] source, else osc)")
+    p.add_argument("--record", type=Path, metavar="DIR",
+                   help="record the take into DIR: events.jsonl (control changes with frame numbers, "
+                        "render's format), out.wav and codes.jsonl; `mrt-bridge render --events "
+                        "DIR/events.jsonl` reproduces it offline")
+    p.add_argument("--input-device", metavar="NAME",
+                   help="with --audio device: live input from the first input device whose name contains "
+                        "NAME (default: the default input). With --audio jack the input is "
+                        "mrt-bridge:in_L/in_R. Mixed in by /input/amount or [audio_in] amount")
     p.set_defaults(func=run)
 
 
@@ -125,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         midi_connect=args.midi_connect, overlap={"auto": None, "on": True, "off": False}[args.overlap],
         preset=presets.resolve(args.preset, args.config).name,
         web_port=args.web, web_host=args.web_host or "127.0.0.1",
+        tempo_source=args.tempo_source, record=args.record, input_device=args.input_device,
     )
     opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:

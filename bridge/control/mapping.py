@@ -23,11 +23,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from bridge import presets
 from bridge.control.mapping_config import DEFAULTS, FRAME_RATE, MappingConfig, Rtpc, Trigger
 from bridge.control.state import ControlState
+from bridge.control.tempo import DEFAULT_SOURCE, EXTERNAL, TempoSource, check_source, phase
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,21 @@ class GameMapper:
         self._voices: list[_TriggerVoice] = []
         self._written: dict[str, float] = {}
         self._started = False
+        # where the beat grid comes from (bridge/control/tempo.py)
+        self._tempo_source = DEFAULT_SOURCE
+        self._external: TempoSource | None = None
+        self._lookahead_s = 0.0
+        self._rolling = True
+        self._ext_pos = 0.0
+
+    def set_tempo_source(self, name: str, source: TempoSource | None = None, lookahead_s: float = 0.0) -> None:
+        """Choose the grid: "config"/"osc" run on the frame clock; "midi-clock"/"jack-transport" need
+        ``source``, read for the time ``lookahead_s`` ahead (when the frame being made is heard)."""
+        check_source(name)
+        if (name in EXTERNAL) != (source is not None):
+            raise ValueError(f"tempo source {name}: an external source object is needed exactly for {EXTERNAL}")
+        self._tempo_source, self._external, self._lookahead_s = name, source, float(lookahead_s)
+        self._rolling = source is None
 
     # ------------------------------------------------------------ thread-safe inputs
     def set_rtpc(self, name: str, value: float) -> None:
@@ -141,6 +158,7 @@ class GameMapper:
 
     def set_tempo(self, bpm: float, beats_per_bar: int | None = None) -> None:
         """Change tempo (20..400 bpm) keeping the beat phase; optionally beats per bar (1..16)."""
+        self._check_tempo_owner("/tempo")
         bpm = float(bpm)
         if not math.isfinite(bpm) or not 20.0 <= bpm <= 400.0:
             raise ValueError(f"tempo: {bpm!r} bpm outside 20..400")
@@ -151,14 +169,22 @@ class GameMapper:
 
     def sync(self) -> None:
         """Make the next frame a downbeat (beat 0 of a new bar)."""
+        self._check_tempo_owner("/tempo/sync")
         with self._lock:
             self._pending_sync = True
+
+    def _check_tempo_owner(self, what: str) -> None:
+        if self._tempo_source != "osc":
+            raise ValueError(f"{what} refused: the tempo comes from {self._tempo_source} (--tempo-source)")
 
     # ------------------------------------------------------------------ frame thread
     def advance(self, frame_index: int) -> None:
         """Advance by one frame boundary (called from ControlState.snapshot)."""
         if self._last_frame is None:
             n = 0
+            # the grid counts from the stream's first frame even if the mapper joined later (the daemon
+            # fills its buffer before its inputs start), so a recorded take re-renders on the same beats
+            self._clock = frame_index
         elif frame_index > self._last_frame:
             n = frame_index - self._last_frame
         else:
@@ -172,6 +198,8 @@ class GameMapper:
             tempo, self._pending_tempo = self._pending_tempo, None
             sync, self._pending_sync = self._pending_sync, False
 
+        if self._external is not None:
+            self._follow_external()
         if tempo is not None:
             self._beat_origin = self._beat_pos()
             self._clock_origin = self._clock
@@ -215,13 +243,37 @@ class GameMapper:
         else:
             self._voices.append(_TriggerVoice(item, self._clock))
 
+    def _follow_external(self) -> None:
+        """Take tempo and position from the external source; a jump (relocate) moves the next tick."""
+        try:
+            reading = self._external.read(time.monotonic() + self._lookahead_s)
+        except Exception:
+            log.exception("tempo source %s failed", self._tempo_source)
+            reading = None
+        if reading is None:
+            self._rolling = False
+            return
+        if reading.bpm > 0:
+            self._bpm = reading.bpm
+        if reading.beats_per_bar:
+            self._bpb = reading.beats_per_bar
+        pos = reading.beat
+        if reading.rolling and (pos + _EPS < self._next_beat - 1 or pos > self._next_beat + 1 or not self._rolling):
+            self._next_beat = math.ceil(pos - _EPS)  # relocated (or started): the next whole beat ticks
+        self._ext_pos = pos
+        self._rolling = reading.rolling
+
     def _beat_pos(self) -> float:
+        if self._external is not None:
+            return self._ext_pos
         return self._beat_origin + (self._clock - self._clock_origin) * self._bpm / (60.0 * FRAME_RATE)
 
     def _ticks(self) -> tuple[bool, bool]:
         """Fire beat/bar ticks for beats reached by this frame; return (beat, downbeat)."""
         pos = self._beat_pos()
         beat = downbeat = False
+        if not self._rolling:
+            return False, False
         while pos + _EPS >= self._next_beat:
             b = self._next_beat
             self._next_beat += 1
@@ -358,6 +410,8 @@ class GameMapper:
             "bpm": self._bpm,
             "beats_per_bar": self._bpb,
             "beat": self._beat_pos(),
+            "tempo": {"source": self._tempo_source, "bpm": round(self._bpm, 3), "rolling": self._rolling,
+                      **phase(self._beat_pos(), self._bpb)},
             "waiting": [str(w[1] if w[0] == "state" else w[1].name) for w in self._waiting],
             "active_triggers": [v.trig.name for v in self._voices],
         }

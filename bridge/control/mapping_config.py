@@ -109,6 +109,8 @@ class MappingConfig:
     preset: str | None = None  # bridge.presets name (`preset = "upstream-app"`)
     prefill: PrefillSpec | None = None  # bridge.prefill.parse_prefill, paths relative to the TOML
     num_cfgs: int | None = None  # 0, 1 or 2
+    tempo_source: str | None = None  # [tempo] source (bridge/control/tempo.py); None: not set in the file
+    input_amount: float | None = None  # [audio_in] amount (bridge/daemon/audio_in.py)
 
     def param_range(self, param: str) -> tuple[float, float, bool]:
         """Range of a mappable parameter name; ValueError if unknown."""
@@ -137,7 +139,10 @@ class MappingConfig:
     def from_dict(cls, data: dict, base_dir: Path | None = None) -> MappingConfig:
         """Build from parsed TOML (a dict); file paths in it are relative to ``base_dir`` (default: cwd)."""
         _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi",
-                         "preset", "prefill", "num_cfgs"})
+                         "preset", "prefill", "num_cfgs", "audio_in"})
+        audio_in = _table(data, "audio_in")
+        _only(audio_in, "audio_in", {"amount"})
+        input_amount = _num(audio_in, "audio_in.amount", 0.0, 0.0, 1.0) if "amount" in audio_in else None
         preset = data.get("preset")
         if preset is not None and preset not in presets.PRESETS:
             raise ValueError(f"preset: {preset!r} is not one of {list(presets.NAMES)}")
@@ -148,7 +153,17 @@ class MappingConfig:
         if num_cfgs is not None and (isinstance(num_cfgs, bool) or num_cfgs not in cond.NUM_CFGS_CHOICES):
             raise ValueError(f"num_cfgs: expected 0, 1 or 2, got {num_cfgs!r}")
         tempo = _table(data, "tempo")
-        _only(tempo, "tempo", {"bpm", "beats_per_bar"})
+        _only(tempo, "tempo", {"bpm", "beats_per_bar", "source"})
+        tempo_source = tempo.get("source")
+        if tempo_source is not None:
+            from bridge.control.tempo import check_source
+
+            if not isinstance(tempo_source, str):
+                raise ValueError("tempo.source: expected a string")
+            try:
+                check_source(tempo_source)
+            except ValueError as exc:
+                raise ValueError(f"tempo.source: {exc}") from None
         bpm = _num(tempo, "tempo.bpm", 120.0, 20.0, 400.0)
         bpb = int(_num(tempo, "tempo.beats_per_bar", 4, 1, 16, integer=True))
 
@@ -264,6 +279,7 @@ class MappingConfig:
             prompts=cfg.prompts, bpm=bpm, beats_per_bar=bpb, defaults=defaults,
             rtpcs=rtpcs, states=states, triggers=triggers, initial_state=initial, midi=midi,
             preset=preset, prefill=prefill, num_cfgs=num_cfgs,
+            tempo_source=tempo_source, input_amount=input_amount,
         )
 
     def midi_drum_channel(self, default: int | None = 10) -> int | None:

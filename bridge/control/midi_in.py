@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Self
 
@@ -128,6 +128,28 @@ class MidiHandler:
         self._logged: set[str] = set()
         self.received = 0
         self.ignored = 0
+        self._taps: list[Callable[[list[int]], bool]] = []
+        self.timing = False  # let MIDI clock (0xF8) through the transports' filters
+
+    def add_tap(self, tap: Callable[[list[int]], bool], timing: bool = False) -> None:
+        """Offer every raw message to ``tap`` first (MIDI clock, MIDI learn); True consumes it.
+
+        ``timing``: the tap wants MIDI clock, so transports stop filtering it. Add taps before ``open``.
+        """
+        self._taps.append(tap)
+        self.timing = self.timing or timing
+
+    def bind_cc(self, cc: int, target: CcTarget) -> None:
+        """Map ``cc`` to ``target`` from now on (MIDI learn)."""
+        self._cc[int(cc)] = target
+
+    def is_drum_channel(self, channel: int) -> bool:
+        """Whether a (0-based) channel is the drum channel."""
+        return channel == self._drum
+
+    def cc_map(self) -> dict[int, CcTarget]:
+        """The current CC map (a copy)."""
+        return dict(self._cc)
 
     def once(self, key: str, text: str) -> None:
         """Count an ignored message; log the first of each kind."""
@@ -139,6 +161,9 @@ class MidiHandler:
     def handle_bytes(self, raw: list[int]) -> None:
         """Apply one raw MIDI message (also usable without a port)."""
         self.received += 1
+        for tap in self._taps:
+            if tap(raw):
+                return
         try:
             msg = mido.Message.from_bytes(list(raw))
         except (ValueError, TypeError, IndexError) as exc:
@@ -286,7 +311,7 @@ class MidiInput(_HandlerFacade):
 
     def _new_in(self) -> rtmidi.MidiIn:
         m = rtmidi.MidiIn(rtapi=APIS[self._api], name=self._client_name)
-        m.ignore_types(sysex=True, timing=True, active_sense=True)
+        m.ignore_types(sysex=True, timing=not self.handler.timing, active_sense=True)
         m.set_callback(self._callback)
         m.set_error_callback(self._error_callback)
         self._ins.append(m)
@@ -440,7 +465,7 @@ class JackClientMidiInput(_HandlerFacade):
         count = 0
         while (raw := ring.pop()) is not None:
             count += 1
-            if raw[0] in FILTERED_STATUS:
+            if raw[0] in FILTERED_STATUS and not (handler.timing and raw[0] == 0xF8):
                 continue
             try:
                 handler.handle_bytes(raw)

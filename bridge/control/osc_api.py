@@ -36,6 +36,7 @@ class Context:
     state: ControlState
     mapper: GameMapper | None
     server: ServerHooks
+    daw: Any = None  # bridge.control.daw.DawControls in the live daemon
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,13 @@ STYLE, NOTES, SAMPLING, TRANSPORT, QUERY, GAME = (
     "Style", "Notes and drums", "Sampling", "Output and transport", "Status and subscriptions",
     "Game mapping",
 )
+DAW = "DAW: MIDI learn and live input"
+
+
+def _daw(ctx: Context):
+    if ctx.daw is None:
+        raise ValueError("only the live daemon (mrt-bridge serve) has MIDI learn and live input")
+    return ctx.daw
 
 ROUTES: tuple[Route, ...] = (
     # ---------------------------------------------------------------- style
@@ -281,6 +289,22 @@ ROUTES: tuple[Route, ...] = (
           "Declare the game's tempo (beat phase is kept).", GAME),
     Route("/tempo/sync", (), lambda c, p, a: _mapper(c).sync(),
           "Make the next frame a downbeat (beat 1 of a new bar).", GAME),
+    # ------------------------------------------------------------------ daw
+    Route("/midi/learn", (Arg("target", "string", doc="an OSC address such as /guidance/notes, "
+                                                      "/style/weight/2 or /game/danger"),),
+          lambda c, p, a: _daw(c).require_learn().arm(a[0]),
+          "Arm MIDI learn: the next control change (CC 0..119) moved on the MIDI input controls "
+          "this parameter over its full range.", DAW),
+    Route("/midi/learn/cancel", (), lambda c, p, a: _daw(c).require_learn().cancel(),
+          "Disarm MIDI learn.", DAW),
+    Route("/midi/learn/save", (), lambda c, p, a: _daw(c).require_learn().save(),
+          "Write the learned bindings into the [midi.cc] table of the --config file (the rest of "
+          "the file is kept; the file is replaced atomically).", DAW),
+    Route("/input/amount", (Arg("amount", "float", 0.0, 1.0),),
+          lambda c, p, a: _daw(c).require_audio_in().set_amount(a[0]),
+          "Live audio in: how much of the input (mrt-bridge:in_L/in_R or the input device) is mixed "
+          "with the model's own output before it is encoded as the model's previous frame. "
+          "0 (default) = off: the model continues its own tokens.", DAW),
 )
 
 _EXACT = {r.address: r for r in ROUTES if r.prefix is None}
@@ -308,5 +332,9 @@ def dispatch(ctx: Context, address: str, raw_args: list, sender: tuple[str, int]
         raise LookupError("unknown address")
     route, param = found
     args = parse_args(route, list(raw_args))
+    recorder = getattr(ctx.daw, "recorder", None)
+    if recorder is not None and route.section not in (QUERY, DAW):  # serve --record: note it frame-exactly
+        recorder.apply(lambda: route.handler(ctx, param, args), address, list(raw_args))
+        return
     # path parameter for query routes is the sender (they reply to it)
     route.handler(ctx, sender if route.section == QUERY else param, args)

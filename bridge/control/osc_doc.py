@@ -92,12 +92,26 @@ names (all its prompt slots); the rest stay under OSC/MIDI control. Beats are
 counted on the frame clock (25 frames/s) from the first frame; a beat falls on
 the first frame at or after its exact time.
 
+The beat grid's source is `[tempo] source` or `serve --tempo-source`: `osc`
+(default: the file's tempo, moved by `/tempo` and `/tempo/sync`), `config`
+(the file's tempo only; `/tempo` is refused), `midi-clock` (a DAW's MIDI clock
+on the MIDI input: 24 per quarter note, Start/Continue/Stop, Song Position
+Pointer) or `jack-transport` (bar/beat/tick of the JACK timebase master). With
+an external source beats fall where the DAW's beats will be heard, ticks stop
+while its transport is stopped (quantised changes wait), and a relocate moves
+the grid. `game.tempo` in the status reply: `source`, `bpm`, `rolling`, `bar`,
+`beat_in_bar`, `phase`.
+
+`[audio_in] amount` (0..1) starts live audio in at that mix (`/input/amount`
+below).
+
 The same file may hold a `[midi]` table for `--midi jack|alsa`: `drum_channel`
 (1..16, default 10) and `cc` (`{ N = { param = ..., min = ..., max = ... } }`,
 N 0..119; param as above, or `slot.N.weight`, or `game.NAME` for an RTPC).
 Without one, CC 7 sets the volume 0..1. CC 120/123 release the notes of the
 channel they arrive on (on the drum channel: the drum notes); MIDI reset
-(and `/notes/panic`) release all notes.
+(and `/notes/panic`) release all notes. MIDI learn (`/midi/learn`, below) adds
+bindings live; `/midi/learn/save` writes them into this table.
 """
 
 

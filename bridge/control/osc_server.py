@@ -97,8 +97,9 @@ class OscServer:
         host: str = "127.0.0.1",
         port: int = 9000,
         status_interval: float = 1.0,
+        daw=None,
     ) -> None:
-        self._ctx = osc_api.Context(state, mapper, self)
+        self._ctx = osc_api.Context(state, mapper, self, daw)
         self._state = state
         self._mapper = mapper
         self._status_provider = status_provider
@@ -244,6 +245,8 @@ class OscServer:
                "osc": {"received": self.received, "rejected": self.rejected}}
         if self._mapper is not None:
             out["game"] = self._mapper.status()
+        if self._ctx.daw is not None:
+            out.update(self._ctx.daw.status())
         return out
 
     def _status_dgram(self) -> bytes:

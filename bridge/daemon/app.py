@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.pcm_stream import PcmStreamServer
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks import Sink, make_sink
+from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
 
 from .frame_loop import FrameLoop, ring_capacity
+from .latency import control_latency, internal_frames
 from .trace import FrameTrace
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,15 @@ class ServeOptions:
     preset: str = "default"  # a bridge.presets name
     web_port: int | None = None
     web_host: str = "127.0.0.1"
+    tempo_source: str | None = None  # None: the config's [tempo] source, else "osc"
+    record: Path | None = None  # serve --record DIR
+    input_device: str | None = None  # with --audio device: the input device's name (default input)
 
 
-# (options, control state, status provider, the open and started audio sink) -> closers.
+# (options, control state, status provider, the open and started audio sink, DAW controls) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
 # With --web the factory also gets ``web=`` the bound WebStudio, to attach to the OSC dispatch.
-InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
+InputsFactory = Callable[..., list[Closeable]]
 
 
 class Daemon:
@@ -87,6 +91,8 @@ class Daemon:
         self.pcm: PcmStreamServer | None = None
         self.web = None  # bridge.web.server.WebStudio with --web
         self.inputs: list[Closeable] = []
+        self.daw = DawControls()
+        self._port_latency = None
         self.started_at = time.monotonic()
         self.exit_reason = ""
 
@@ -107,11 +113,18 @@ class Daemon:
                        step_ms_p99=loop["step_ms"]["p99"], ring_fill=loop["ring_fill_ms"])
         if self.sink is not None:
             out["sink"] = self.sink.status()
+            if self.loop is not None:
+                out["latency"] = self._latency(self.loop.step_times.percentiles()["p50"] or 0.0)
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
         if self.web is not None:
             out["web"] = self.web.status()
         return out
+
+    def _latency(self, step_ms: float) -> dict:
+        """Expected control-to-ear latency (bridge/daemon/latency.py) for /status and the start-up log."""
+        return control_latency(self.loop.buffer_frames + self.loop.codec.latency_frames, step_ms,
+                               self.sink.latency_frames(), self.sink.samplerate, _playback_ms(self.sink))
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -131,28 +144,43 @@ class Daemon:
         if opts.pcm_port is not None:
             self.pcm = PcmStreamServer(opts.pcm_port)
             taps = (self.pcm,)
+        engine, control = self.engine, self.control
+        from .audio_in import open_audio_in
+
+        self.daw.audio_in = open_audio_in(self.sink, self.engine, device_name=opts.input_device,
+                                          threads=opts.threads, trace_dir=opts.record)
+        if self.daw.audio_in is not None:
+            engine = self.daw.audio_in.wrap_engine(engine)
+        if opts.record is not None:
+            from .session_record import SessionRecorder
+
+            self.daw.recorder = SessionRecorder(opts.record)
+            engine, control = self.daw.recorder.wrap_engine(engine), self.daw.recorder.wrap_control(control)
+            taps = (*taps, self.daw.recorder)
         trace = FrameTrace(opts.trace)
         if opts.web_port is not None:
             from bridge.web.server import WebStudio
             self.web = WebStudio(opts.web_host, opts.web_port, trace)
             taps = (*taps, self.web.tap)
-        self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
+        self.loop = FrameLoop(engine, control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
+        if self.daw.audio_in is not None:
+            self.daw.audio_in.codec_delay = self.loop.codec.latency_frames
         self.loop.start()
         if not self.loop.wait_filled(FILL_TIMEOUT_S):
             raise RuntimeError(self.loop.failed or
                                f"the model could not fill {opts.buffer_frames} frames in {FILL_TIMEOUT_S:.0f} s "
                                "(far slower than real time; try --provider cuda or a smaller model)")
         self.ring.reset_low_water()
+        self._port_latency = _jack_port_latency(self.sink, self.loop)
         self.sink.start()
         if self.inputs_factory is not None:
             extra = {} if self.web is None else {"web": self.web}
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, **extra)
-        frames_ahead = opts.buffer_frames + self.loop.codec.latency_frames
-        latency = frames_ahead * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, daw=self.daw, **extra)
+        latency = self._latency(0.0)["control_to_ear_ms"]
         log.info("serving: audio=%s (%d Hz), buffer %d frames%s, guidance rows %d, control latency about %.0f ms",
                  self.sink.name, rate, self.loop.buffer_frames,
-                 " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, 1000 * latency)
+                 " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, latency)
 
     def run(self, stop: threading.Event) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
@@ -166,7 +194,11 @@ class Daemon:
     def _serve(self, stop: threading.Event) -> int:
         last_underruns = 0
         next_warn = 0.0
+        buffer_frames = self.loop.buffer_frames
         while not stop.wait(0.2):
+            if self.loop.buffer_frames != buffer_frames and self._port_latency is not None:
+                buffer_frames = self.loop.buffer_frames
+                self._port_latency.recompute()  # tell JACK the new internal delay
             if self.sink.failed:
                 self.exit_reason = self.sink.failed
                 log.error("%s; stopping", self.sink.failed)
@@ -207,8 +239,38 @@ class Daemon:
             self.pcm.close()
         if self.web is not None:
             self.web.close()
+        if self.daw.recorder is not None:
+            self.daw.recorder.close()
+        if self.daw.audio_in is not None:
+            self.daw.audio_in.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
                      status["frames"], status["underruns"], status["step_ms"]["p50"],
                      status["step_ms"]["p99"])
+
+
+def _jack_port_latency(sink: Sink, loop: FrameLoop):
+    """With a JACK sink: report the daemon's internal delay as its ports' latency ranges."""
+    from bridge.audio.sinks.jack_sink import JackSink
+
+    if not isinstance(sink, JackSink):
+        return None
+    from bridge.audio.jack_latency import PortLatency
+
+    return PortLatency(sink.client, lambda: internal_frames(loop.buffer_frames + loop.codec.latency_frames,
+                                                            sink.latency_frames(), sink.samplerate))
+
+
+def _playback_ms(sink: Sink) -> float:
+    """The playback latency JACK reports downstream of our first output (the sound card's); 0 elsewhere."""
+    from bridge.audio.sinks.jack_sink import JackSink
+
+    if not isinstance(sink, JackSink) or sink.client is None:
+        return 0.0
+    from bridge.audio.jack_latency import PLAYBACK, latency_range
+
+    try:
+        return 1000.0 * latency_range(sink.client, f"{sink.client.name}:out_L", PLAYBACK)[1] / sink.samplerate
+    except Exception:  # noqa: BLE001 - server gone: nothing to report
+        return 0.0

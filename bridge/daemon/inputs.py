@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from bridge.audio.sinks import Sink
 from bridge.control.state import ControlState
+from bridge.control.tempo import DEFAULT_SOURCE
 
 from .app import Closeable, ServeOptions
 
@@ -48,12 +49,13 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
 
 def start_inputs(opts: ServeOptions, control: ControlState,
                  status_provider: Callable[[], dict], sink: Sink | None = None,
-                 web=None) -> list[Closeable]:
+                 web=None, daw=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
     MIDI input port is registered on the sink's own client. ``web``: the bound
     WebStudio of ``--web``; its page messages go through the OSC server's dispatch.
+    ``daw``: the DawControls the OSC table reaches (MIDI learn is filled in here).
     """
     from bridge.control.osc_server import OscServer
 
@@ -61,23 +63,53 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     mapper = None
     config = None
     ticks: list[Callable] = []
+
+    def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
+        for tick in ticks:
+            tick(kind, beat, bar, in_bar)
+
     if opts.config is not None:
         from bridge.control.mapping import GameMapper
         from bridge.control.mapping_config import MappingConfig
 
         config = MappingConfig.from_toml(opts.config)
-
-        def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
-            for tick in ticks:
-                tick(kind, beat, bar, in_bar)
-
         mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
-        control.add_frame_hook(mapper.advance)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
                  len(config.midi.get("cc", {})))
+        if config.input_amount is not None:
+            if daw is not None and daw.audio_in is not None:
+                daw.audio_in.set_amount(config.input_amount)
+            else:
+                log.warning("[audio_in] amount ignored: no live audio input")
+    tempo_name = opts.tempo_source or (config.tempo_source if config is not None else None) or DEFAULT_SOURCE
+    if mapper is None and tempo_name != DEFAULT_SOURCE:
+        # No mapping file, but a beat grid is wanted (ticks, /status): an empty mapping carries it.
+        from bridge.control.mapping import GameMapper
+        from bridge.control.mapping_config import MappingConfig
+
+        mapper = GameMapper(MappingConfig(prompts=()), control, on_tick=on_tick, preset=opts.preset)
+    taps: list = []
+    if mapper is not None:
+        source = _tempo_source(opts, tempo_name, sink, taps)
+        if source is not None:
+            started.append(source)
+        # the frame being made is heard after the frames ahead of it (+1 in an overlapped codec) and a block
+        ahead = opts.buffer_frames + (1 if opts.overlap else 0)
+        lookahead = ahead * 0.04 + (sink.latency_frames() / sink.samplerate if sink else 0.0)
+        mapper.set_tempo_source(tempo_name, source, lookahead)
+        control.add_frame_hook(mapper.advance)
+        log.info("tempo from %s", tempo_name)
+    from bridge.control.daw import DawControls
+    from bridge.control.midi_learn import MidiLearn
+
+    daw = daw or DawControls()
+    learn = MidiLearn(mapper, opts.config)
+    taps.append(learn.attach)
+    if daw.recorder is not None:  # last: it applies what the other taps leave
+        taps.append(lambda handler: handler.add_tap(daw.recorder.midi_tap(handler)))
     try:
-        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
+        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port, daw=daw)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
@@ -85,9 +117,10 @@ def start_inputs(opts: ServeOptions, control: ControlState,
             web.attach(osc, control, mapper)
             web.start()
             started.append(web)
-        midi = _start_midi(opts, control, mapper, config, sink)
+        midi = _start_midi(opts, control, mapper, config, sink, taps)
         if midi is not None:
             started.append(midi)
+            daw.learn = learn
     except BaseException:
         for item in started:
             item.close()
@@ -113,8 +146,26 @@ def _midi_mapping(mapper, config, preset: str = "default") -> dict:
     }
 
 
+def _tempo_source(opts: ServeOptions, name: str, sink: Sink | None, taps: list):
+    """The external tempo source ``name`` names (None for config/osc); MIDI clock adds to ``taps``
+    (callables that attach to the MIDI handler before its port opens)."""
+    from bridge.control import tempo
+
+    if name == "midi-clock":
+        if opts.midi == "none":
+            raise RuntimeError("--tempo-source midi-clock needs MIDI input; drop --midi none")
+        clock = tempo.MidiClock()
+        taps.append(lambda handler: handler.add_tap(clock.feed, timing=True))
+        return clock
+    if name == "jack-transport":
+        from bridge.audio.sinks.jack_sink import JackSink
+
+        return tempo.JackTransport(sink.client if isinstance(sink, JackSink) else None)
+    return None
+
+
 def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
-                sink: Sink | None = None) -> Closeable | None:
+                sink: Sink | None = None, taps: list = ()) -> Closeable | None:
     mode = opts.midi
     if mode == "none":
         if opts.midi_connect:
@@ -133,6 +184,8 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
             midi = JackClientMidiInput(control, sink, connect=opts.midi_connect, **kwargs)
         else:
             midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
+        for attach in taps:
+            attach(midi.handler)
         midi.start()
     except (RuntimeError, OSError) as exc:
         if mode == "auto" and not opts.midi_connect:

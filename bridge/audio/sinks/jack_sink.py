@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_NAME = "mrt-bridge"
 PORT_NAMES = ("out_L", "out_R")
+INPUT_PORT_NAMES = ("in_L", "in_R")
 
 
 class JackSink(Sink):
@@ -45,6 +46,10 @@ class JackSink(Sink):
         self._midi_port = None  # an OwnMidiPort, set by open_midi_input
         self._midi_ring = None  # anything with push(bytes-like) -> bool that never blocks
         self._midi_active = False  # read by the process callback: push events to _midi_ring
+        self._in_ports: list = []  # in_L/in_R, set by open_audio_input
+        self._in_ring = None  # an AudioRing the process callback writes the input into
+        self._in_scratch = np.zeros((0, 2), np.float32)
+        self.input_dropped = 0  # input blocks dropped because _in_ring was full
 
     def open(self) -> None:
         try:
@@ -79,6 +84,12 @@ class JackSink(Sink):
             push = self._midi_ring.push
             for _offset, data in self._midi_port.incoming_midi_events():
                 push(data)
+        if self._in_ring is not None and self._in_scratch.shape[0] >= frames:
+            inp = self._in_scratch[:frames]
+            inp[:, 0] = self._in_ports[0].get_array()
+            inp[:, 1] = self._in_ports[1].get_array()
+            if not self._in_ring.write(inp):
+                self.input_dropped += 1
         scratch = self._scratch
         if scratch.shape[0] < frames:  # cannot happen after _blocksize; stay silent, count it
             for port in self._ports:
@@ -94,6 +105,8 @@ class JackSink(Sink):
         # Not the real-time thread: JACK calls this while process is not running.
         if blocksize > self._scratch.shape[0]:
             self._scratch = np.zeros((blocksize, 2), np.float32)
+        if self._in_ring is not None and blocksize > self._in_scratch.shape[0]:
+            self._in_scratch = np.zeros((blocksize, 2), np.float32)
 
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
@@ -120,6 +133,15 @@ class JackSink(Sink):
         self._midi_ring = ring
         self._midi_active = True  # published last: the callback sees the ring before the flag
         return self._midi_port.name
+
+    def open_audio_input(self, ring: AudioRing) -> list[str]:
+        """Register ``in_L``/``in_R`` and copy what arrives there into ``ring`` (before ``start()``)."""
+        if self.client is None:
+            raise RuntimeError("the JACK sink is not open")
+        self._in_ports = [self.client.inports.register(n) for n in INPUT_PORT_NAMES]
+        self._in_scratch = np.zeros((max(self.client.blocksize, 1), 2), np.float32)
+        self._in_ring = ring  # published last: the callback sees the ports and scratch first
+        return [p.name for p in self._in_ports]
 
     def close_midi_input(self) -> None:
         """Stop pushing MIDI events; the port stays registered until the client closes."""
