@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class LatencyResult:
     via: str
     change: str = "style"
     stated_ms: float | None = None
+    overlap: bool = False  # the codec overlap the daemon ran with (decided by it under auto)
     failures: list[str] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
@@ -155,9 +157,9 @@ def _reference(make_engine, make_control, frames: int) -> np.ndarray:
     return out
 
 
-def measure(model: Path, *, repeats: int = 10, buffer_frames: int = 4, via: str = "osc", change: str = "style",
+def measure(model: Path, *, repeats: int = 10, buffer_frames: int = DEFAULT_BUFFER_FRAMES, via: str = "osc", change: str = "style",
             period: int = 256, server: str | None = None, seed: int = 0, threads: int | None = None,
-            provider: str = "auto", overlap: bool = True, rng: random.Random | None = None) -> LatencyResult:
+            provider: str = "auto", overlap: bool | None = None, rng: random.Random | None = None) -> LatencyResult:
     """Run the daemon on JACK and measure ``repeats`` change -> first changed output sample latencies."""
     if via not in ("osc", "midi"):
         raise ValueError(f"--via must be osc or midi, got {via!r}")
@@ -232,6 +234,7 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
             time.sleep(AFTER_S)
         status = daemon.status()
         result.stated_ms = status.get("latency", {}).get("control_to_ear_ms")
+        result.overlap = bool(daemon.loop is not None and daemon.loop.codec.overlap)
     finally:
         probe.recording = False
         stop.set()

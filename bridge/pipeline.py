@@ -11,8 +11,8 @@ added latency. :meth:`CodecOverlap.push` hands over frame k+1's codes and return
 frame k with its audio; :meth:`CodecOverlap.flush` returns the last one. In line
 (``overlap=False``, or no codec) it decodes in place and adds no latency.
 
-``overlap=None`` ("auto") decodes in line for the first :data:`AUTO_FRAMES`
-frames and turns the overlap on only if those took more than
+:func:`choose_overlap` ("auto") times a few frames in line before anything
+starts and picks the overlap only if they take more than
 :data:`AUTO_THRESHOLD_MS` (half a frame): a small model keeps the lower
 latency, a large one gets the throughput.
 """
@@ -29,28 +29,35 @@ from .engine import Engine, Frame
 
 log = logging.getLogger(__name__)
 
-AUTO_FRAMES = 10
+AUTO_FRAMES = 8
 AUTO_THRESHOLD_MS = 20.0
+
+
+def choose_overlap(engine: Engine, frames: int = AUTO_FRAMES) -> bool:
+    """Whether the codec should overlap the model: time ``frames`` whole frames in line.
+
+    The engine is then reset to its start with its seed, so the stream is as if
+    nothing had run.
+    """
+    from .bench import bench_conditioning
+
+    times = [engine.step(bench_conditioning(i)).timings_ms["total"] for i in range(frames)]
+    engine.reset(seed=engine.seed)
+    typical = float(np.percentile(times[1:], 75))
+    overlap = engine.codec is not None and typical > AUTO_THRESHOLD_MS
+    log.info("codec overlap %s: a frame takes %.1f ms in line (threshold %.0f ms)",
+             "on (+1 frame of latency)" if overlap else "off", typical, AUTO_THRESHOLD_MS)
+    return overlap
 
 
 class CodecOverlap:
     """Runs an engine's codec one frame behind its model step, on its own thread (see module doc)."""
 
-    def __init__(self, engine: Engine, overlap: bool | None = True) -> None:
+    def __init__(self, engine: Engine, overlap: bool = True) -> None:
         self.engine = engine
-        self._auto = overlap is None and engine.codec is not None
-        self._frame_ms: list[float] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self.overlap = bool(overlap and engine.codec is not None)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec") if self.overlap else None
         self._pending: tuple[Frame, Future] | None = None
-        if overlap and engine.codec is not None:
-            self._start()
-
-    def _start(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec")
-
-    @property
-    def overlap(self) -> bool:
-        return self._pool is not None
 
     @property
     def latency_frames(self) -> int:
@@ -66,24 +73,10 @@ class CodecOverlap:
     def push(self, frame: Frame) -> Frame | None:
         """Queue ``frame`` for decoding; return the previous frame, decoded (None at the start)."""
         if self._pool is None:
-            done = self._decode(frame)
-            if self._auto:
-                self._decide(done)
-            return done
+            return self._decode(frame)
         done = self.flush()
         self._pending = (frame, self._pool.submit(self._decode, frame))
         return done
-
-    def _decide(self, frame: Frame) -> None:
-        self._frame_ms.append(sum(frame.timings_ms.get(k, 0.0) for k in ("encoder", "temporal", "depth", "codec")))
-        if len(self._frame_ms) < AUTO_FRAMES:
-            return
-        self._auto = False
-        typical = float(np.percentile(self._frame_ms[1:], 75))
-        if typical > AUTO_THRESHOLD_MS:
-            self._start()
-        log.info("codec overlap %s: model + codec take %.1f ms per frame in line (threshold %.0f ms)",
-                 "on (+1 frame of latency)" if self.overlap else "off", typical, AUTO_THRESHOLD_MS)
 
     def flush(self) -> Frame | None:
         """Wait for the frame in flight (if any) and return it decoded."""

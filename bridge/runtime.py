@@ -115,7 +115,7 @@ class StatefulSession:
     @property
     def state(self) -> dict[str, np.ndarray]:
         """A host copy of the current state (for inspection and tests)."""
-        return {k: v.numpy() for k, v in self._past.items()}
+        return {k: v.numpy().copy() for k, v in self._past.items()}
 
     def reset(self) -> None:
         def zeros(shape, dtype):
@@ -128,7 +128,7 @@ class StatefulSession:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A host copy of the state, for :meth:`restore`."""
-        return {k: v.numpy().copy() for k, v in self._past.items()}
+        return self.state
 
     def restore(self, snapshot: dict[str, np.ndarray]) -> None:
         """Put a :meth:`snapshot` back into the preallocated buffers (no reallocation)."""

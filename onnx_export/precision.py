@@ -27,6 +27,9 @@ configs; ``mrt-bridge export`` checks the codec's at export time):
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+
 import onnx
 
 # Depthformer, teacher-forced, against fp32: (least argmax agreement over frames x levels,
@@ -82,7 +85,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
     # The converter places its Casts from value types; ORT's symbolic shape inference knows the
     # fused contrib ops (FusedMatMul, FastGelu, SimplifiedLayerNormalization) that onnx's does not.
-    model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+    # It saves a debug model into the working directory when it fails: keep that out of the user's.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP16_KEEP_FP32)
     _dedupe_casts(converted.graph)
     return converted

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
+
 DESCRIPTION = """\
 Measure how long a control change takes to be heard: the real daemon runs on a
 JACK server (a private `jackd -d dummy` unless --server names one), a probe
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what changes: style (OSC /style/tokens; the model's tokens change), volume (OSC "
                         "/volume or MIDI CC 7) or note (note-on; the bundled synthetic model ignores notes). "
                         "Default: style via OSC, volume via MIDI")
-    p.add_argument("--buffer-frames", type=int, default=4, metavar="N",
+    p.add_argument("--buffer-frames", type=int, default=DEFAULT_BUFFER_FRAMES, metavar="N",
                    help="the daemon's --buffer-frames (default: %(default)s)")
     p.add_argument("--period", type=int, default=256,
                    help="JACK period (frames) of the private dummy server (default: %(default)s)")
@@ -35,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--no-overlap", dest="overlap", action="store_false",
-                   help="the daemon's --no-overlap: decode in line instead of one frame behind on a second thread")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="the daemon's --overlap: codec one frame behind on a second thread (default: %(default)s)")
+    p.add_argument("--no-overlap", dest="overlap", action="store_const", const="off", help="same as --overlap off")
     p.set_defaults(func=run)
 
 
@@ -54,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     change = args.change or ("style" if args.via == "osc" else "volume")
     r = measure(model, repeats=args.repeats, buffer_frames=args.buffer_frames, via=args.via, change=change,
                 period=args.period, server=args.server, seed=args.seed, threads=args.threads,
-                provider=args.provider, overlap=args.overlap)
+                provider=args.provider, overlap={"auto": None, "on": True, "off": False}[args.overlap])
     for f in r.failures:
         print(f"  not measured: {f}")
     print("  each (ms): " + " ".join(f"{v:.1f}" for v in r.latencies_ms))
     print(f"{change} change via {args.via} -> first changed sample at the JACK output, buffer {r.buffer_frames} frames"
-          f"{'' if args.overlap else ', no codec overlap'}, "
+          f"{', codec overlapped' if r.overlap else ', codec in line'}, "
           f"JACK period {r.period} @ {r.rate} Hz, {len(r.latencies_ms)} of {args.repeats} repeats: "
           f"p50 {r.percentile(50):.1f} ms, p95 {r.percentile(95):.1f} ms"
           + (f" (daemon states {r.stated_ms:.0f} ms)" if r.stated_ms is not None else ""))

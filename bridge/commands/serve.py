@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from bridge.commands.engine_args import add_engine_args, engine_options
+from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
 
 log = logging.getLogger("mrt-bridge.serve")
 
@@ -65,9 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midi-connect", metavar="NAME",
                    help="also connect the first existing MIDI output port whose name contains NAME "
                         "(e.g. a keyboard or a DAW's output) to the MIDI input")
-    p.add_argument("--buffer-frames", type=int, default=4, metavar="N",
+    p.add_argument("--buffer-frames", type=int, default=DEFAULT_BUFFER_FRAMES, metavar="N",
                    help="frames (40 ms each) generated ahead of playback: more = safer against "
-                        "dropouts, less = faster response (default: %(default)s, about 160 ms)")
+                        "dropouts, less = faster response (default: %(default)s, about 120 ms; the codec overlap adds one frame when it is on)")
     p.add_argument("--pcm-port", type=int, metavar="N",
                    help="also stream 48 kHz stereo float32 PCM on tcp://127.0.0.1:N for in-game "
                         "playback (format: docs/pcm-stream.md)")

@@ -23,7 +23,7 @@ from bridge.audio.sinks import Sink, make_sink
 from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
 
-from .frame_loop import FrameLoop, ring_capacity
+from .frame_loop import DEFAULT_BUFFER_FRAMES, FrameLoop, ring_capacity
 from .latency import control_latency, internal_frames
 from .trace import FrameTrace
 
@@ -48,7 +48,7 @@ class ServeOptions:
     midi: str = "jack"
     osc_host: str = "127.0.0.1"
     osc_port: int = 9000
-    buffer_frames: int = 4
+    buffer_frames: int = DEFAULT_BUFFER_FRAMES
     pcm_port: int | None = None
     trace: Path | None = None
     provider: str = "auto"
@@ -140,6 +140,10 @@ class Daemon:
         # The model loads after the sink opened, so a missing audio output fails fast.
         self.engine = self.make_engine()
         self.control = self.make_control(self.engine)
+        if opts.overlap is None:  # auto: decided once, before anything plays, so latency is known up front
+            from bridge.pipeline import choose_overlap
+
+            opts.overlap = choose_overlap(self.engine)
         taps = ()
         if opts.pcm_port is not None:
             self.pcm = PcmStreamServer(opts.pcm_port)

@@ -5,8 +5,8 @@ the engine (reseeded when a seed came with it); the model step
 (``engine.generate`` with the snapshot's guidance) unless paused (paused frames
 are silence, so the sink does not underrun). The codec decodes each frame on
 its own thread while the next frame is generated (:mod:`bridge.pipeline`, one
-frame of added latency) when the model is slow enough to need it
-(``overlap=None``, auto) or always (``True``); ``False`` decodes in line. A decoded frame
+frame of added latency) with ``overlap=True``; ``False`` decodes in line
+(the daemon decides with :func:`bridge.pipeline.choose_overlap`). A decoded frame
 gets its own snapshot's mute and volume, is resampled to the sink's rate if
 needed, pushed to the ring, published to taps (the PCM stream) at 48 kHz, and
 traced.
@@ -39,7 +39,7 @@ from .trace import FrameTrace
 log = logging.getLogger(__name__)
 
 POLL_S = 0.002
-DEFAULT_BUFFER_FRAMES = 4  # 160 ms of audio ahead of the sink
+DEFAULT_BUFFER_FRAMES = 3  # 120 ms of audio ahead of the sink
 
 
 class FrameTap(Protocol):
@@ -59,7 +59,7 @@ class FrameLoop:
 
     def __init__(self, engine, control, ring: AudioRing, *, buffer_frames: int = DEFAULT_BUFFER_FRAMES,
                  out_rate: int = SAMPLE_RATE, taps: tuple[FrameTap, ...] = (),
-                 trace: FrameTrace | None = None, overlap: bool | None = None) -> None:
+                 trace: FrameTrace | None = None, overlap: bool = False) -> None:
         if buffer_frames < 1:
             raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
         self.engine = engine
