@@ -125,6 +125,9 @@ def test_codec_int8_snr(tiny_codec, amx):
     int8_weights = sum(t.name.endswith("/int8") and t.data_type == 3   # TensorProto.INT8
                        for t in int8.graph.initializer)
     assert int8_weights == len(convs) - len(kept), "every conv but the kept ones has int8 weights"
+    names = [n.name for n in int8.graph.node]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("codec_decoder/") for n in names if "Quantize" in n), "Q/DQ in scope"
     snr = codec_snr_db(fp32, int8, cfg.rvq_truncation_level)
     print(f"codec int8 SNR {snr:.2f} dB")
     assert P.CODEC_INT8_MIN_SNR_DB <= snr < 60
