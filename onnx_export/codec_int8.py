@@ -16,6 +16,8 @@ model's tokens. The SNR against the fp32 graph is measured on other codes (``aud
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -33,6 +35,8 @@ from .static_int8 import (
     fold_constant_splits,
     quantize_convs,
 )
+
+log = logging.getLogger(__name__)
 
 # Convs kept in fp32 (by scope). The output conv writes the spectrum the iSTFT turns into audio
 # (an 8-bit output there is an 8-bit audio error); the 1x1 shortcut convs carry the residual
@@ -150,12 +154,17 @@ def choose_int8_codec_decoder(fp32: onnx.ModelProto, weights: dict[str, np.ndarr
     if not has_int8_dot(isa):
         # Without VNNI, u8 x s8 products pair-sum in int16 (vpmaddubsw) and can saturate; the
         # AVX2 measurement gave only 1.2-1.35x for it.
-        return fp32, {**check, "precision": "fp32", "reason": "no VNNI/AMX int8 dot product"}
+        check |= {"precision": "fp32", "reason": "no VNNI/AMX int8 dot product"}
+        log.info("codec decoder: fp32 (%s)", check["reason"])
+        return fp32, check
     amx = "amx_int8" in isa
     int8 = build_int8_codec_decoder(weights, cfg, amx=amx)
     snr = codec_snr_db(fp32, int8, cfg.rvq_truncation_level)
-    check["int8_snr_db"] = round(snr, 2)
-    check["int8_kernels"] = "amx" if amx else "vnni"
+    check |= {"int8_snr_db": round(snr, 2), "int8_kernels": "amx" if amx else "vnni"}
     if snr < CODEC_INT8_MIN_SNR_DB:
-        return fp32, {**check, "precision": "fp32", "reason": "int8 SNR below the threshold"}
+        check |= {"precision": "fp32", "reason": "int8 SNR below the threshold"}
+        log.warning("codec decoder: fp32 (int8 SNR %.1f dB < %.1f dB)", snr, CODEC_INT8_MIN_SNR_DB)
+        return fp32, check
+    log.info("codec decoder: int8, %s kernels, SNR %.1f dB against fp32 (>= %.1f dB)",
+             check["int8_kernels"], snr, CODEC_INT8_MIN_SNR_DB)
     return int8, {**check, "precision": "int8"}

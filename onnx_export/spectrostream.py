@@ -25,7 +25,8 @@ threads, AVX2, parity unchanged at ~114 dB):
 - the 2-output 7x7 output conv folds 4 bins into channels (``streaming_conv_space_to_depth``)
   so NCHWc does not pad its 2 outputs to 8.
 
-Every streaming conv computes only the new rows; nothing is recomputed across calls.
+Every streaming conv computes only the new rows; nothing is recomputed across calls. The int8
+packages' variant (calibrated static int8 convs, no Winograd) is ``codec_int8``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from .graph import GraphBuilder
 from .spectrostream_config import (
     QUANTIZER_KEY,
     CodecConfig,
+    ConvSpec,
+    DecoderBlock,
     check_tensors,
     codec_config,
     decoder_layout,
@@ -105,7 +108,7 @@ def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
     return b.op("ReduceSum", [rows, b.ints([1])], keepdims=0)    # [1, F]
 
 
-def _layer(spec) -> str:
+def _layer(spec: ConvSpec) -> str:
     """A conv's scope name: its layer in the checkpoint key (``conv2d_3x3``, ``conv1x1``...)."""
     return spec.key.split("/")[-2]
 
@@ -165,7 +168,7 @@ def _decoder_body(b: GraphBuilder, weights: dict[str, np.ndarray], cfg: CodecCon
                                                             cfg.audio_channels])
 
 
-def _decoder_block(b: GraphBuilder, block, x: str, shape: tuple, grouped: bool, splits: int,
+def _decoder_block(b: GraphBuilder, block: DecoderBlock, x: str, shape: tuple, grouped: bool, splits: int,
                    weights: dict[str, np.ndarray], winograd: bool) -> tuple[str, tuple, bool]:
     """One residual unit (body ``up`` + ``convs``, shortcut 1x1 + nearest upsampling)."""
     if block.grouped and not grouped:

@@ -125,12 +125,13 @@ def quantize_convs(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]
     """
     g = model.graph
     inits = {t.name: t for t in g.initializer}
-    convs = [n for n in conv_targets(model)]
+    convs = conv_targets(model)
     if len({n.name for n in convs}) != len(convs):
         raise ValueError("quantize_convs needs unique Conv node names")
     targets = [n for n in convs if n.name not in exclude]
     producer = {o: n for n in g.node for o in n.output}
     params: dict[str, tuple[float, int]] = {}
+    scope: dict[str, str] = {}   # where a tensor's Q/DQ nodes are named: its conv's scope
     for node in targets:
         x, y = node.input[0], node.output[0]
         params[x] = _uint8_params(*ranges[x])
@@ -139,6 +140,9 @@ def quantize_convs(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]
         if src is not None and src.op_type == "Concat":
             for a in src.input:
                 params.setdefault(a, params[x])
+                scope.setdefault(a, node.name.rpartition("/")[0])
+        for t in (x, y):
+            scope.setdefault(t, node.name.rpartition("/")[0])
     if any(o.name in params for o in g.output):
         raise NotImplementedError("a quantized tensor is a graph output")
 
@@ -155,8 +159,11 @@ def quantize_convs(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]
         sc = const(tensor + "/q_scale", np.array(scale, np.float32))
         z = const(tensor + "/q_zero", np.array(zp, np.uint8))
         q, dq = tensor + "/q", tensor + "/dq"
-        nodes.append(helper.make_node("QuantizeLinear", [tensor, sc, z], [q], name=q))
-        nodes.append(helper.make_node("DequantizeLinear", [q, sc, z], [dq], name=dq))
+        prefix = scope[tensor] + "/" if scope[tensor] else ""
+        nodes.append(helper.make_node("QuantizeLinear", [tensor, sc, z], [q],
+                                      name=f"{prefix}QuantizeLinear_{tensor}"))
+        nodes.append(helper.make_node("DequantizeLinear", [q, sc, z], [dq],
+                                      name=f"{prefix}DequantizeLinear_{tensor}"))
         deq[tensor] = dq
 
     for inp in g.input:
@@ -171,7 +178,7 @@ def quantize_convs(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]
             sc, z = x + "/q_scale", x + "/q_zero"
             node.input[0], node.output[0] = x + "/q", out + "/q"
             nodes += [node, helper.make_node("DequantizeLinear", [out + "/q", sc, z], [out],
-                                             name=out + "/dq")]
+                                             name=f"{node.name}/DequantizeLinear")]
             continue
         for i, name in enumerate(node.input):
             if name in deq:
@@ -202,7 +209,7 @@ def _int8_weights(node: onnx.NodeProto, x: str, x_scale: float, zero_point: int,
     nodes.append(helper.make_node(
         "DequantizeLinear", [const(wname + "/int8", wq), const(wname + "/w_scale", sw),
                              const(wname + "/w_zero", np.full(sw.shape, zero_point, np.int8))],
-        [wdq], name=wdq, axis=0))
+        [wdq], name=f"{node.name}/DequantizeLinear_weight", axis=0))
     node.input[1] = wdq
     if len(node.input) > 2 and node.input[2]:
         bname = node.input[2]
@@ -212,5 +219,5 @@ def _int8_weights(node: onnx.NodeProto, x: str, x_scale: float, zero_point: int,
         nodes.append(helper.make_node(
             "DequantizeLinear", [const(bname + "/int32", bq), const(bname + "/b_scale", sb),
                                  const(bname + "/b_zero", np.zeros_like(bq))],
-            [bdq], name=bdq, axis=0))
+            [bdq], name=f"{node.name}/DequantizeLinear_bias", axis=0))
         node.input[2] = bdq

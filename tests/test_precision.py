@@ -125,6 +125,9 @@ def test_codec_int8_snr(tiny_codec, amx):
     int8_weights = sum(t.name.endswith("/int8") and t.data_type == 3   # TensorProto.INT8
                        for t in int8.graph.initializer)
     assert int8_weights == len(convs) - len(kept), "every conv but the kept ones has int8 weights"
+    names = [n.name for n in int8.graph.node]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("codec_decoder/") for n in names if "Quantize" in n), "Q/DQ in scope"
     snr = codec_snr_db(fp32, int8, cfg.rvq_truncation_level)
     print(f"codec int8 SNR {snr:.2f} dB")
     assert P.CODEC_INT8_MIN_SNR_DB <= snr < 60
@@ -159,3 +162,25 @@ def test_stream_matches_the_runtime_session(tiny_codec):
     ref = np.concatenate([sess.run({io_names.CODES: c[None]})[io_names.AUDIO][0] for c in codes])
     np.testing.assert_allclose(audio[0], ref, rtol=1e-5, atol=1e-6)
     assert len(feeds) == 5 and any(np.abs(v).max() > 0 for k, v in feeds[-1].items() if k != io_names.CODES)
+
+
+def test_fold_constant_splits_and_mse_range():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_export.static_int8 import fold_constant_splits, mse_range
+
+    w = np.arange(24, dtype=np.float32).reshape(6, 4)
+    g = helper.make_graph(
+        [helper.make_node("Split", ["w", "sizes"], ["a", "b"], axis=0),
+         helper.make_node("MatMul", ["x", "a"], ["ya"]), helper.make_node("MatMul", ["x", "b"], ["yb"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("ya", "yb")],
+        [numpy_helper.from_array(w.T.copy(), "w"), numpy_helper.from_array(np.array([3, 1]), "sizes")])
+    m = fold_constant_splits(helper.make_model(g))
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    assert [n.op_type for n in m.graph.node] == ["MatMul", "MatMul"] and set(inits) == {"a", "b"}
+    np.testing.assert_array_equal(inits["b"], w.T[3:])
+    # One far outlier: the best clip gives it up for finer steps everywhere else.
+    values = np.concatenate([np.random.default_rng(0).standard_normal(100_000), [40.0]])
+    lo, hi = mse_range(values)
+    assert lo < 0 < hi < 40.0 and lo >= values.min()
