@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE
+from .audio.gain import OutputGain
 from .control import osc_api
 from .control.state import ControlState
 from .engine import Engine
@@ -109,6 +110,7 @@ def render(
     codes = np.zeros((frames, 12), np.int64)
     conds = np.zeros((frames, 144), np.int32)
     timings = []
+    gain = OutputGain()  # the daemon's click-free volume/mute/pause/gate envelopes
     i_event = 0
     for i in tqdm(range(frames), desc="render", unit="frame", disable=not progress):
         while i_event < len(pending) and pending[i_event].frame <= i:
@@ -125,14 +127,17 @@ def render(
             engine.reset()
         if snap.seed is not None:
             engine.reset(seed=snap.seed)
+        if snap.reset or snap.seed is not None:
+            gain.reset()
         conds[i] = snap.conditioning
-        if snap.paused:
+        if not gain.needs_audio(snap.paused):
             continue
         frame = engine.step(snap.conditioning, snap.temperature, snap.top_k)
         codes[i] = frame.codes
         timings.append(frame.timings_ms["total"])
-        if frame.audio is not None and not snap.muted:
-            audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] = frame.audio * snap.volume
+        if frame.audio is not None:
+            audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] = gain.process(
+                frame.audio, snap.volume, muted=snap.muted, paused=snap.paused, gated=snap.gated)
     if i_event < len(pending):
         log.warning("%d events after the last frame (%d) were not applied", len(pending) - i_event, frames - 1)
     return RenderResult(audio, codes, conds, timings)

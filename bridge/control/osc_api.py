@@ -209,8 +209,9 @@ ROUTES: tuple[Route, ...] = (
           "1 (default): a held note is ONSET then SUSTAIN. 0: held notes are sent as 3 "
           "(sustain-or-onset), letting the model choose where to articulate.", NOTES),
     Route("/midi_gate", (_FLAG,), lambda c, p, a: c.state.set_midi_gate(a[0]),
-          "1: the output is muted in every frame in which no note or drum note is held or just "
-          "struck (music plays only while keys are down). 0 (default): off.", NOTES),
+          "1: the output is gated: it fades out (1 s release) while no note or drum note is held "
+          "or just struck, and back in (40 ms attack) on the next note, as upstream's app. "
+          "0 (default): off.", NOTES),
     # ------------------------------------------------------------- sampling
     _guidance("style", cond.DEFAULT_CFG_STYLE),
     _guidance("notes", cond.DEFAULT_CFG_NOTES),
@@ -225,12 +226,19 @@ ROUTES: tuple[Route, ...] = (
     Route("/reset", (), lambda c, p, a: c.state.request_reset(),
           "Reset the model's streaming state (fresh start) at the next frame.", SAMPLING),
     # ------------------------------------------------------------ transport
-    Route("/pause", (), lambda c, p, a: c.state.set_paused(True), "Pause generation.", TRANSPORT),
-    Route("/resume", (), lambda c, p, a: c.state.set_paused(False), "Resume generation.", TRANSPORT),
+    Route("/pause", (), lambda c, p, a: c.state.set_paused(True),
+          "Pause generation (the output fades out over ~2 frames first).", TRANSPORT),
+    Route("/resume", (), lambda c, p, a: c.state.set_paused(False),
+          "Resume generation (fades in).", TRANSPORT),
     Route("/mute", (_FLAG,), lambda c, p, a: c.state.set_muted(a[0]),
-          "Mute (1, default) or unmute (0) the output; generation continues.", TRANSPORT),
+          "Mute (1, default) or unmute (0) the output; generation continues. Fades (10 ms), "
+          "no click.", TRANSPORT),
     Route("/volume", (Arg("gain", "float", st.VOLUME_MIN, st.VOLUME_MAX),),
-          lambda c, p, a: c.state.set_volume(a[0]), "Output gain, linear (default 1).", TRANSPORT),
+          lambda c, p, a: c.state.set_volume(a[0]),
+          "Output gain, linear (default 1). Changes glide (10 ms smoothing), never click.", TRANSPORT),
+    Route("/volume/db", (Arg("db", "float", st.VOLUME_DB_MIN, st.VOLUME_DB_MAX),),
+          lambda c, p, a: c.state.set_volume_db(a[0]),
+          "Output gain in dB (0 = unity, default); same as /volume with 10^(dB/20).", TRANSPORT),
     Route("/buffer", (Arg("samples", "int", st.BUFFER_SAMPLES_MIN, st.BUFFER_SAMPLES_MAX),),
           lambda c, p, a: c.state.request_buffer(a[0]),
           "Request an output buffer size in samples at 48 kHz (upstream offers 2048/4096/8192); "

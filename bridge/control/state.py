@@ -18,8 +18,9 @@ Note semantics (see docs/osc-api.md, "Notes and drums"):
   ``clear_notes()``.
 - onset mode (default on): when off, held pitches are sent as 3
   ("sustain or onset", the model decides the articulation) instead of 2 then 1;
-- MIDI gate (default off): when on, the output is muted (``snapshot.muted``)
-  in every frame in which no pitch or drum note is held or just struck.
+- MIDI gate (default off): when on, ``snapshot.gated`` is set in every frame
+  in which no pitch or drum note is held or just struck; the output then fades
+  out (1 s release) and back in (40 ms attack) when a note comes.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ TEMPERATURE_FLOOR = 0.01
 TOP_K_MIN, TOP_K_MAX = 1, 1024
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
 VOLUME_MIN, VOLUME_MAX = 0.0, 2.0
+VOLUME_DB_MIN, VOLUME_DB_MAX = -60.0, 12.0
 BUFFER_SAMPLES_MIN, BUFFER_SAMPLES_MAX = 1920, 96000
 GUIDANCE_NAMES = ("style", "notes", "drums")
 # A style request with no answer after this long no longer blocks new ones.
@@ -74,6 +76,8 @@ class ControlSnapshot:
     # Raw guidance scales (style, notes, drums): the engine mixes logits with them;
     # the conditioning vector carries only their bins.
     guidance: tuple[float, float, float] = (cond.DEFAULT_CFG_STYLE, cond.DEFAULT_CFG_NOTES, cond.DEFAULT_CFG_DRUMS)
+    # MIDI gate closed: gate on and no note or drum note held or just struck (output fades out).
+    gated: bool = False
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -449,6 +453,13 @@ class ControlState:
             self._volume = volume
             self._bump()
 
+    def set_volume_db(self, db: float) -> None:
+        """Output gain in decibels, -60..+12 (0 dB = unity; the only way above linear 2.0)."""
+        db = _check_range("volume dB", db, VOLUME_DB_MIN, VOLUME_DB_MAX)
+        with self._lock:
+            self._volume = 10.0 ** (db / 20.0)
+            self._bump()
+
     # ---------------------------------------------------------------- readers
     def _run_hooks(self, frame_index: int) -> None:
         with self._lock:
@@ -495,7 +506,8 @@ class ControlState:
                 seed=self._seed,
                 reset=self._reset,
                 paused=self._paused,
-                muted=self._muted or gated,
+                muted=self._muted,
+                gated=gated,
                 volume=self._volume,
                 version=self._version,
                 buffer_samples=self._buffer_samples,

@@ -2,8 +2,9 @@
 
 Each frame: ``snap = control.snapshot(i)``; a reset or seed request resets
 the engine (reseeded when a seed came with it); ``engine.step`` unless
-paused (paused frames are silence, so the sink does not underrun); mute and
-volume; resample to the sink's rate if needed; push to the ring; publish to
+paused (paused frames are silence, so the sink does not underrun); volume,
+mute, pause and the MIDI gate through click-free envelopes
+(bridge/audio/gain.py; a pause first fades out); resample to the sink's rate if needed; push to the ring; publish to
 taps (the PCM stream) at 48 kHz; record timing and the trace.
 
 Pacing: a new frame is produced only while the ring holds less than
@@ -24,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge.audio.gain import OutputGain
 from bridge.audio.resample import LinearResampler
 from bridge.audio.ring import AudioRing
 
@@ -71,7 +73,7 @@ class FrameLoop:
         self.engine_resets = 0
         self.failed: str | None = None
         self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
-        self._scaled = np.zeros((FRAME_SAMPLES, 2), np.float32)
+        self.gain = OutputGain()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="frame-loop", daemon=True)
         self._warned_no_audio = False
@@ -127,10 +129,11 @@ class FrameLoop:
             self._set_buffer(snap.buffer_samples)
         if snap.reset or snap.seed is not None:
             self.engine.reset(seed=snap.seed)
+            self.gain.reset()
             self.engine_resets += 1
             log.info("engine reset at frame %d%s", i, "" if snap.seed is None else f" (seed {snap.seed})")
         step_ms = None
-        if snap.paused:
+        if not self.gain.needs_audio(snap.paused):
             audio = self._silence
         else:
             t0 = time.perf_counter()
@@ -143,11 +146,9 @@ class FrameLoop:
                     log.warning("model package has no codec decoder: output is silence")
                     self._warned_no_audio = True
                 audio = self._silence
-            elif snap.muted:
-                audio = self._silence
-            elif snap.volume != 1.0:
-                np.multiply(audio, np.float32(snap.volume), out=self._scaled)
-                audio = self._scaled
+            else:
+                audio = self.gain.process(audio, snap.volume, muted=snap.muted, paused=snap.paused,
+                                          gated=snap.gated)
         out = self.resampler.process(audio)
         fill_before = self.ring.fill
         while not self.ring.write(out):  # only if the consumer stalled; never drop produced audio
