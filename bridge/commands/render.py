@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bridge.control.state import ControlState
     from bridge.engine import Engine
-    from bridge.render import load_events, render, write_wav
+    from bridge.render import check_writable, load_events, render, validate_events, write_wav
     from bridge.synthetic import NOTICE, bundled_package
 
     frames = args.frames if args.frames is not None else int(round(args.seconds * 25))
@@ -60,7 +60,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("nothing to render: --frames/--seconds must be positive")
     if not 0 <= args.temperature <= 3 or not 1 <= args.top_k <= 1024:
         raise ValueError("--temperature must be in 0..3 and --top-k in 1..1024")
+    check_writable(args.out)
+    for extra in (args.tokens_out, args.trace_out):
+        if extra is not None:
+            check_writable(extra)
     events = load_events(args.events) if args.events else []
+    config = None
+    if args.config:
+        from bridge.control.mapping_config import MappingConfig, check_palette_prompts
+
+        config = MappingConfig.from_toml(args.config)
+        check_palette_prompts(config, None, args.config)  # render takes no --palette
     model = args.model
     if model is None:
         model = bundled_package()
@@ -70,17 +80,22 @@ def run(args: argparse.Namespace) -> int:
     from bridge.style.service import service_for_package
 
     styles = service_for_package(engine.package.root)
+    try:
+        validate_events(events, config, styles)  # every event checked before frame 0
+    except ValueError:
+        if styles is not None:
+            styles.close()
+        raise
     control = ControlState(style_resolver=styles)
     control.set_temperature(args.temperature)
     control.set_top_k(args.top_k)
     if args.style_tokens:
         control.set_style_tokens(np.array(args.style_tokens))
     mapper = None
-    if args.config:
+    if config is not None:
         from bridge.control.mapping import GameMapper
-        from bridge.control.mapping_config import MappingConfig
 
-        mapper = GameMapper(MappingConfig.from_toml(args.config), control)
+        mapper = GameMapper(config, control)
     try:
         result = render(engine, frames, control, events, mapper=mapper, styles=styles)
     finally:

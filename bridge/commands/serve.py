@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bridge.daemon.app import Daemon, ServeOptions
-    from bridge.daemon.inputs import build_control, start_inputs
+    from bridge.daemon.inputs import ControlInputs, build_control
     from bridge.engine import Engine
 
     model = args.model
@@ -99,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")
     from bridge.audio.sinks import parse_audio_spec
-    parse_audio_spec(opts.audio)  # fail on a typo before loading the model
+    kind, arg = parse_audio_spec(opts.audio)  # fail on a typo before loading the model
+    if kind == "wav":
+        from bridge.audio.sinks.wav import check_wav_path
+        check_wav_path(arg)
 
     def make_engine() -> Engine:
         engine = Engine(opts.model, provider=opts.provider, threads=opts.threads)
@@ -121,4 +124,4 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    return Daemon(opts, make_engine, lambda engine: build_control(opts, engine), start_inputs).run(stop)
+    return Daemon(opts, make_engine, lambda engine: build_control(opts, engine), ControlInputs()).run(stop)

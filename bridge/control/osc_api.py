@@ -245,10 +245,16 @@ ROUTES: tuple[Route, ...] = (
           "the daemon rounds up to whole 1920-sample frames.", TRANSPORT),
     # ---------------------------------------------------------------- query
     Route("/status", (_PORT,), lambda c, p, a: c.server.reply_status(p, a[0]),
-          "Reply /status/reply to the sender's address, at the sender's port or at `port`.", QUERY),
+          "Reply /status/reply to the sender's address, at the sender's port or at `port` (`port` "
+          "only from this machine). Reply arguments: i frame, f step p50 ms, f step p99 ms, "
+          "i underruns, f ring fill in ms of audio buffered, s JSON with everything (at most "
+          "8 kB; `{}` to a sender on another machine that is not subscribed). At most 20 "
+          "replies per second.", QUERY),
     Route("/subscribe", (_PORT,), lambda c, p, a: c.server.subscribe(p, a[0]),
-          "Receive /tick/beat, /tick/bar and periodic /status/reply at the sender's address "
-          "(at most 16 subscribers).", QUERY),
+          "Receive /tick/beat, /tick/bar and a /status/reply per second at the sender's address "
+          "(at most 16 subscribers). A subscription lapses 30 s after the last /subscribe "
+          "(send it every few seconds to stay subscribed) and at once if the port is closed.",
+          QUERY),
     Route("/unsubscribe", (_PORT,), lambda c, p, a: c.server.unsubscribe(p, a[0]),
           "Stop sending to that subscriber.", QUERY),
     # ----------------------------------------------------------------- game
@@ -270,6 +276,12 @@ ROUTES: tuple[Route, ...] = (
     Route("/tempo/sync", (), lambda c, p, a: _mapper(c).sync(),
           "Make the next frame a downbeat (beat 1 of a new bar).", GAME),
 )
+
+# Messages that each count (never coalesced into the latest value when the server sheds a flood).
+EVENT_ADDRESSES = frozenset({
+    "/note/on", "/note/off", "/notes/panic", "/notes/clear", "/drums/hit", "/style/clear", "/reset",
+    "/seed", "/trigger", "/tempo/sync", "/status", "/subscribe", "/unsubscribe",
+})
 
 _EXACT = {r.address: r for r in ROUTES if r.prefix is None}
 _PREFIXED = [r for r in ROUTES if r.prefix is not None]

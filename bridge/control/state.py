@@ -192,6 +192,9 @@ class ControlState:
             raise ValueError("prompt: longer than 1000 characters")
         if prompt.startswith("palette:") and not prompt[len("palette:"):].strip():
             raise ValueError("prompt: palette name is empty")
+        check = getattr(self._resolver, "check_prompt", None)
+        if check is not None and prompt:
+            check(prompt)  # e.g. an unknown palette name: rejected here, never queued
         weight = _check_range("weight", weight, WEIGHT_MIN, WEIGHT_MAX)
         with self._lock:
             if self._slots[slot] == (prompt, weight):

@@ -1,8 +1,10 @@
 """The live daemon: wires engine, control inputs, frame loop, ring and sinks, and runs them.
 
-Start-up order: load the engine, open the audio sink (fails early with a
-clear message), start the frame loop and fill the ring, start the sink, then
-the control inputs (OSC, MIDI, game mapping) and the PCM stream. Shutdown
+Start-up order: validate the config and bind the OSC and PCM ports (so a
+broken config or a busy port fails before any output is touched), open the
+audio sink (fails early with a clear message), load the engine, start the
+frame loop and fill the ring, start the sink, then the control inputs (OSC,
+MIDI, game mapping). Shutdown
 (SIGINT/SIGTERM, or a dead sink/loop): close the inputs, stop producing,
 drain what is buffered, close the sink and the PCM stream.
 """
@@ -108,6 +110,11 @@ class Daemon:
     def start(self) -> None:
         """Open the sink, fill the ring, start audio and inputs. Raises SinkUnavailable."""
         opts = self.opts
+        prepare = getattr(self.inputs_factory, "prepare", None)
+        if prepare is not None:
+            prepare(opts)  # config checked, OSC port bound: before any output is opened
+        if opts.pcm_port is not None:
+            self.pcm = PcmStreamServer(opts.pcm_port)
         # Sized for the highest rate a sink may run at; the sink decides the real rate on open().
         self.ring = AudioRing(ring_capacity(max(MAX_BUFFER_FRAMES, opts.buffer_frames), MAX_SINK_RATE))
         self.sink = make_sink(opts.audio, self.ring, jack_autoconnect=opts.jack_autoconnect)
@@ -118,10 +125,7 @@ class Daemon:
         # The model loads after the sink opened, so a missing audio output fails fast.
         self.engine = self.make_engine()
         self.control = self.make_control(self.engine)
-        taps = ()
-        if opts.pcm_port is not None:
-            self.pcm = PcmStreamServer(opts.pcm_port)
-            taps = (self.pcm,)
+        taps = (self.pcm,) if self.pcm is not None else ()
         trace = FrameTrace(opts.trace)
         self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace)
@@ -177,6 +181,9 @@ class Daemon:
             except Exception:
                 log.exception("closing %r", item)
         self.inputs = []
+        release = getattr(self.inputs_factory, "close", None)
+        if release is not None:
+            release()
         if self.loop is not None:
             self.loop.stop()
         if self.ring is not None:

@@ -1,7 +1,10 @@
 """Control inputs of the daemon: control state, game mapping, OSC server, MIDI input.
 
 Kept apart from the daemon's audio side so each can be tested alone; the
-daemon only needs ``build_control`` and ``start_inputs``.
+daemon only needs ``build_control`` and ``start_inputs`` (or a
+:class:`ControlInputs`, whose ``prepare`` validates the config and binds the
+OSC port before any audio output is opened, so a broken config or a busy port
+fails before anything is written).
 """
 
 from __future__ import annotations
@@ -42,24 +45,70 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
     return control
 
 
+def load_config(opts: ServeOptions):
+    """The --config mapping, validated (including its palette:NAME prompts against --palette)."""
+    from bridge.control.mapping_config import MappingConfig, check_palette_prompts
+
+    config = MappingConfig.from_toml(opts.config)
+    names = None
+    if opts.palette is not None:
+        from bridge.style.palette import load_palette
+        names = set(load_palette(opts.palette))
+    check_palette_prompts(config, names, opts.config)
+    return config
+
+
+class ControlInputs:
+    """The daemon's inputs factory: ``prepare`` before audio opens, then call it to start."""
+
+    def __init__(self) -> None:
+        self.config = None
+        self.osc_sock = None
+
+    def prepare(self, opts: ServeOptions) -> None:
+        """Validate --config and --palette and bind the OSC port; raise with one clear line."""
+        from bridge.control.osc_server import bind_osc_socket
+
+        if opts.config is not None:
+            self.config = load_config(opts)
+        self.osc_sock = bind_osc_socket(opts.osc_host, opts.osc_port)
+
+    def __call__(self, opts: ServeOptions, control: ControlState, status_provider: Callable[[], dict],
+                 sink: Sink | None = None) -> list[Closeable]:
+        sock, self.osc_sock = self.osc_sock, None
+        try:
+            return start_inputs(opts, control, status_provider, sink, config=self.config, osc_sock=sock)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+
+    def close(self) -> None:
+        """Release what ``prepare`` took if the inputs never started."""
+        if self.osc_sock is not None:
+            self.osc_sock.close()
+            self.osc_sock = None
+
+
 def start_inputs(opts: ServeOptions, control: ControlState,
-                 status_provider: Callable[[], dict], sink: Sink | None = None) -> list[Closeable]:
+                 status_provider: Callable[[], dict], sink: Sink | None = None, *,
+                 config=None, osc_sock=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
-    MIDI input port is registered on the sink's own client.
+    MIDI input port is registered on the sink's own client. ``config`` and
+    ``osc_sock``: already loaded / bound by :meth:`ControlInputs.prepare`.
     """
     from bridge.control.osc_server import OscServer
 
     started: list[Closeable] = []
     mapper = None
-    config = None
     ticks: list[Callable] = []
     if opts.config is not None:
         from bridge.control.mapping import GameMapper
-        from bridge.control.mapping_config import MappingConfig
 
-        config = MappingConfig.from_toml(opts.config)
+        if config is None:
+            config = load_config(opts)
 
         def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
             for tick in ticks:
@@ -71,7 +120,8 @@ def start_inputs(opts: ServeOptions, control: ControlState,
                  len(config.rtpcs), len(config.states), len(config.triggers),
                  len(config.midi.get("cc", {})))
     try:
-        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port)
+        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port,
+                        sock=osc_sock)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))

@@ -6,18 +6,25 @@ import abc
 
 from ..ring import AudioRing
 
-ALTERNATIVES = (
-    "alternatives: --audio jack (a running JACK server), --audio device[:NAME] "
-    "(a PortAudio output device), --audio wav:PATH (record to a file), "
-    "--audio null (no sound, real-time pacing)"
-)
+_OPTIONS = {
+    "jack": "--audio jack (a running JACK server)",
+    "device": "--audio device[:NAME] (a PortAudio output device)",
+    "wav": "--audio wav:PATH (record to a file)",
+    "null": "--audio null (no sound, real-time pacing)",
+}
+ALTERNATIVES = "alternatives: " + ", ".join(_OPTIONS.values())
+
+
+def alternatives(failed: str | None = None) -> str:
+    """The other ``--audio`` choices, leaving out the one that just failed."""
+    return "alternatives: " + ", ".join(v for k, v in _OPTIONS.items() if k != failed)
 
 
 class SinkUnavailable(RuntimeError):
     """The requested audio output cannot be opened (no server, no such device...)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"{reason}; {ALTERNATIVES}")
+    def __init__(self, reason: str, failed: str | None = None) -> None:
+        super().__init__(f"{reason}; {alternatives(failed)}")
 
 
 class Sink(abc.ABC):

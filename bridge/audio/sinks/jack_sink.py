@@ -50,7 +50,7 @@ class JackSink(Sink):
         try:
             import jack
         except OSError as exc:  # libjack missing
-            raise SinkUnavailable(f"JACK library not found ({exc}); install jackd2/libjack") from exc
+            raise SinkUnavailable(f"JACK library not found ({exc}); install jackd2/libjack", "jack") from exc
         try:
             self.client = jack.Client(self.client_name, no_start_server=True)
         except jack.JackOpenError as exc:
