@@ -68,7 +68,7 @@ ISOLATED_BATCH = 128
 ISOLATED_RECV_BUFFER = 64 * 1024
 ISOLATION_QUIET_S = 10.0
 THREAD_NICE = 5
-RECV_BUFFER = 4 << 20
+RECV_BUFFER = 1 << 20
 # Replies: at most this many /status replies per second (all senders), each at most this big.
 REPLIES_PER_S = 20.0
 MAX_REPLY_BYTES = 8192
@@ -339,10 +339,16 @@ class OscServer:
         for sock in ready:
             main = sock is self._sock
             batch = self._drain(sock, BATCH_MAX if main else ISOLATED_BATCH)
-            if not batch:
-                continue
             if main and len(batch) >= BATCH_MAX:
                 self._isolate_heaviest(batch)
+            if main and self._isolated:
+                # what an isolated sender queued here before it was moved: shed at once
+                n = len(batch)
+                batch = [item for item in batch if item[1] not in self._isolated]
+                self.shed += n - len(batch)
+                self.received += n - len(batch)
+            if not batch:
+                continue
             if not main:
                 self._isolated.get(batch[0][1], [None, 0.0])[1] = time.monotonic()
             flooded |= len(batch) >= (BATCH_MAX if main else ISOLATED_BATCH)

@@ -155,6 +155,7 @@ class Daemon:
         last_underruns = 0
         next_warn = 0.0
         while not stop.wait(0.2):
+            self.sink.poll()
             if self.sink.failed:
                 self.exit_reason = self.sink.failed
                 log.error("%s; stopping", self.sink.failed)

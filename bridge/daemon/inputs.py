@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from bridge.audio.sinks import Sink
 from bridge.control.state import ControlState
+from bridge.quiet import quiet_stderr
 
 from .app import Closeable, ServeOptions
 
@@ -170,7 +171,8 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
             midi = JackClientMidiInput(control, sink, connect=opts.midi_connect, **kwargs)
         else:
             midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
-        midi.start()
+        with quiet_stderr(f"MIDI ({api})"):  # alsa-lib/libjack print raw errors before ours
+            midi.start()
     except (RuntimeError, OSError) as exc:
         if mode == "auto" and not opts.midi_connect:
             log.warning("no MIDI input (%s); continuing without MIDI (--midi none silences this)", exc)

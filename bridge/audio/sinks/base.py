@@ -55,6 +55,9 @@ class Sink(abc.ABC):
     def stop(self) -> None:
         """Stop consuming and release the output. Idempotent."""
 
+    def poll(self) -> None:  # noqa: B027 - optional hook, most sinks need nothing
+        """Called by the daemon every 0.2 s from its main thread (e.g. to reconnect); default: nothing."""
+
     def latency_frames(self) -> int:
         """Extra output latency beyond the ring, in sample frames (one block, typically)."""
         return 0

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bridge.quiet import quiet_stderr
+
 from ..ring import AudioRing
 from .base import Sink, SinkUnavailable
 
@@ -62,11 +64,13 @@ class DeviceSink(Sink):
         self.output_underflows = 0
 
     def open(self) -> None:
-        try:
-            import sounddevice as sd
-        except OSError as exc:  # libportaudio missing
-            raise SinkUnavailable(f"PortAudio library not found ({exc}); install libportaudio2", "device") from exc
-        devices = [dict(d) for d in sd.query_devices()]
+        with quiet_stderr("PortAudio"):  # its ALSA/JACK probing prints raw errors at start-up
+            try:
+                import sounddevice as sd
+            except OSError as exc:  # libportaudio missing
+                raise SinkUnavailable(f"PortAudio library not found ({exc}); install libportaudio2",
+                                      "device") from exc
+            devices = [dict(d) for d in sd.query_devices()]
         default_out = sd.default.device[1]
         default_out = None if default_out is None or default_out < 0 else int(default_out)
         self.device_index = pick_device(devices, self.device_name, default_out)
