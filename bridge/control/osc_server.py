@@ -260,7 +260,6 @@ class OscServer:
         self._status_provider = status_provider
         self._status_interval = status_interval
         self._sock = sock if sock is not None else bind_osc_socket(host, port)
-        self._port = self._sock.getsockname()[1]
         # senders that flooded, each on its own connected socket: sender -> [socket, last datagram time]
         self._isolated: dict[tuple[str, int], list] = {}
         self._buf = bytearray(65536)
@@ -349,8 +348,9 @@ class OscServer:
                 self.received += n - len(batch)
             if not batch:
                 continue
-            if not main:
-                self._isolated.get(batch[0][1], [None, 0.0])[1] = time.monotonic()
+            entry = None if main else self._isolated.get(batch[0][1])
+            if entry is not None:
+                entry[1] = time.monotonic()  # still flooding: keep it isolated
             flooded |= len(batch) >= (BATCH_MAX if main else ISOLATED_BATCH)
             self._handle_batch(batch)
         return flooded
