@@ -164,3 +164,36 @@ def validate_vector(vec: np.ndarray) -> np.ndarray:
         i = int(bad[0])
         raise ValueError(f"conditioning[{i}]={int(arr[i])} outside {int(lo[i])}..{int(hi[i])}")
     return arr.astype(np.int32, copy=False)
+
+
+# Logit-level guidance (upstream's live engine): each negative row is the positive
+# conditioning with one group masked; keys in upstream's order (sorted: musiccoca, notes).
+NUM_CFGS_CHOICES = (0, 1, 2)
+GUIDANCE_MASKED_GROUPS = (STYLE_SLICE, NOTES_SLICE)
+
+
+def check_num_cfgs(num_cfgs: int) -> int:
+    """0 (conditioning tokens only), 1 (+ style negative) or 2 (+ notes negative)."""
+    if int(num_cfgs) not in NUM_CFGS_CHOICES:
+        raise ValueError(f"num_cfgs must be 0, 1 or 2, got {num_cfgs!r}")
+    return int(num_cfgs)
+
+
+def guidance_rows(vec: np.ndarray, num_cfgs: int, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` [1 + num_cfgs, 144] with [positive, style-masked, notes-masked][:1 + num_cfgs].
+
+    Drums are never masked, and every row keeps the positive row's guidance bins.
+    """
+    out[:] = vec
+    for row, group in enumerate(GUIDANCE_MASKED_GROUPS[:num_cfgs], start=1):
+        out[row, group] = MASKED
+    return out
+
+
+def guidance_from_vector(vec: np.ndarray) -> tuple[float, float, float]:
+    """The (style, notes, drums) scales a raw vector's guidance bins stand for."""
+    return (
+        CFG_MIN + CFG_STEP_STYLE_NOTES * int(vec[CFG_STYLE_INDEX]),
+        CFG_MIN + CFG_STEP_STYLE_NOTES * int(vec[CFG_NOTES_INDEX]),
+        CFG_MIN + CFG_STEP_DRUMS * int(vec[CFG_DRUMS_INDEX]),
+    )

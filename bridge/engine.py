@@ -1,18 +1,26 @@
 """The frame engine: steps a model package one 40 ms frame at a time.
 
-One thread owns an Engine (it is not thread-safe): it holds the ONNX Runtime
-sessions and all streaming state. Per frame::
+One thread owns an Engine's model step (it is not thread-safe); the codec
+decode may run on a second thread (:class:`bridge.pipeline.CodecThread`). It
+holds the ONNX Runtime sessions and all streaming state. Per frame, with
+``R = 1 + num_cfgs`` rows (positive, style-negative, notes-negative)::
 
-    conditioning[144] -> encoder -> encoded
-    prev tokens + encoded -> temporal step (KV windows) -> temporal_out
-    temporal_out -> depth decoder (12 levels, top-k Gumbel-max) -> 12 tokens
+    conditioning[144] -> R rows -> encoder -> encoded [R, E]
+    prev tokens (same in every row) + encoded -> temporal step (R KV windows) -> [R, D]
+    temporal_out -> depth decoder (12 levels; per level the R rows' logits are mixed
+        full + s_style (full - neg_style) + s_notes (full - neg_notes), then top-k
+        Gumbel-max once, the token fed back to every row) -> 12 tokens
     codes = (tokens - 6) % 1024 -> codec decoder (conv state) -> 1920 x 2 samples
+
+A prefill (:meth:`Engine.prefill`) steps the temporal stack over given tokens
+and keeps a snapshot of the result; :meth:`Engine.reset` returns to it at once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,15 +32,19 @@ from .conditioning import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     Conditioning,
+    check_num_cfgs,
+    guidance_from_vector,
+    guidance_rows,
     validate_vector,
 )
 from .package import Package, load_package
-from .runtime import StatefulSession, make_session, resolve_providers
+from .runtime import StatefulSession, make_session, resolve_providers, resolve_threads
 
 log = logging.getLogger(__name__)
 
 NUM_RESERVED_TOKENS = 6
 OUTPUT_GAIN = 0.5  # upstream scales the decoder output by 0.5 before int16
+DEFAULT_NUM_CFGS = 2  # upstream's live engine (mlx/export.py)
 
 
 def tokens_to_codes(tokens: np.ndarray) -> np.ndarray:
@@ -50,9 +62,18 @@ class Frame:
     index: int
     tokens: np.ndarray  # int64[12] model tokens
     codes: np.ndarray  # int64[12] codec codes
-    audio: np.ndarray | None  # float32[1920, 2], or None without a codec
-    logits: np.ndarray  # float32[12, 1024] soft-capped logits of each level
+    audio: np.ndarray | None  # float32[1920, 2], or None (no codec, or decoded elsewhere)
+    logits: np.ndarray  # float32[12, 1024] guided soft-capped logits of each level
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Prefilled:
+    """Everything :meth:`Engine.reset` restores: temporal KV windows and the next input tokens."""
+
+    temporal: dict[str, np.ndarray]
+    prev_tokens: np.ndarray
+    frames: int
 
 
 class Engine:
@@ -66,25 +87,41 @@ class Engine:
         threads: int | None = None,
         seed: int = 0,
         decode_audio: bool = True,
+        num_cfgs: int = DEFAULT_NUM_CFGS,
+        codec_threads: int | None = None,
     ) -> None:
         self.package = package if isinstance(package, Package) else load_package(package)
         self.providers = resolve_providers(provider)
+        self.num_cfgs = check_num_cfgs(num_cfgs)
+        self.rows = 1 + self.num_cfgs
         root = self.package
-        self.encoder = StatefulSession(make_session(root.graph_path(io.ENCODER), self.providers, threads), "encoder")
-        self.temporal = StatefulSession(make_session(root.graph_path(io.TEMPORAL), self.providers, threads), "temporal")
-        self.depth = StatefulSession(make_session(root.graph_path(io.DEPTH), self.providers, threads), "depth")
+
+        def session(name: str, rows: int = 1, n_threads: int | None = threads) -> StatefulSession:
+            return StatefulSession(make_session(root.graph_path(name), self.providers, n_threads), name, rows)
+
+        self.encoder = session(io.ENCODER, self.rows)
+        self.temporal = session(io.TEMPORAL, self.rows)
+        self.depth = session(io.DEPTH, self.rows)
         self.codec: StatefulSession | None = None
         if decode_audio and root.has_graph(io.CODEC_DECODER):
-            self.codec = StatefulSession(
-                make_session(root.graph_path(io.CODEC_DECODER), self.providers, threads), "codec_decoder"
-            )
+            self.codec = session(io.CODEC_DECODER, n_threads=codec_threads or threads)
         elif decode_audio:
             log.warning("package %s has no codec decoder: frames carry tokens only", root.root)
+        self._codec_encoder: StatefulSession | None = None
+        self.threads = {"model": resolve_threads(threads), "codec": resolve_threads(codec_threads or threads)}
         self.sample_rate = SAMPLE_RATE
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2
-        self._no_force = np.zeros(TOKENS_PER_FRAME, np.bool_)
-        self._zeros_tokens = np.zeros(TOKENS_PER_FRAME, np.int64)
+        # Per-frame inputs, allocated once.
+        self._cond_rows = np.empty((self.rows, 144), np.int64)
+        self._prev_rows = np.zeros((self.rows, TOKENS_PER_FRAME), np.int64)
+        self._guidance = np.zeros((1, self.rows), np.float32)
+        self._temperature = np.zeros(1, np.float32)
+        self._top_k = np.zeros(1, np.int64)
+        self._forced = np.zeros((1, TOKENS_PER_FRAME), np.int64)
+        self._no_force = np.zeros((1, TOKENS_PER_FRAME), np.bool_)
+        self._all_forced = np.ones((1, TOKENS_PER_FRAME), np.bool_)
+        self._prefilled: _Prefilled | None = None
         self.reset(seed)
 
     @property
@@ -95,72 +132,184 @@ class Engine:
     def is_synthetic(self) -> bool:
         return self.package.synthetic
 
+    @property
+    def prefilled_frames(self) -> int:
+        """Frames of context the stream starts from (0 without a prefill)."""
+        return 0 if self._prefilled is None else self._prefilled.frames
+
     def reset(self, seed: int | None = None) -> None:
-        """Start a fresh stream (empty KV windows, silent codec state), optionally reseeded."""
+        """Back to the start of the stream (the prefilled state, if any; silent codec), optionally reseeded."""
         if seed is not None:
             self.seed = int(seed)
             self.rng = np.random.default_rng(self.seed)
         for s in (self.encoder, self.temporal, self.depth, self.codec):
             if s is not None:
                 s.reset()
-        self.prev_tokens = np.zeros((1, TOKENS_PER_FRAME), np.int64)  # SOS = token 0
+        if self._prefilled is None:
+            self._prev_rows[:] = 0  # SOS = token 0
+        else:
+            self.temporal.restore(self._prefilled.temporal)
+            self._prev_rows[:] = self._prefilled.prev_tokens
         self.frame_index = 0
+
+    @property
+    def prev_tokens(self) -> np.ndarray:
+        """Model tokens [12] the next frame's temporal step reads."""
+        return self._prev_rows[0]
+
+    # ------------------------------------------------------------------ frames
+    def generate(
+        self,
+        conditioning: np.ndarray | Conditioning,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_k: int = DEFAULT_TOP_K,
+        *,
+        guidance: tuple[float, float, float] | None = None,
+        forced_tokens: np.ndarray | None = None,
+        prev_tokens: np.ndarray | None = None,
+    ) -> Frame:
+        """The model step of one frame (no audio): encoder, temporal step, guided depth decoding.
+
+        ``guidance`` holds the raw (style, notes, drums) scales that weight the logit mix;
+        by default they come from the conditioning (a :class:`Conditioning`'s fields, or
+        the bins of a raw vector). ``forced_tokens`` (model token ids) teacher-forces the
+        depth loop; ``prev_tokens`` replaces this frame's temporal input (e.g. tokens of
+        live input audio).
+        """
+        if isinstance(conditioning, Conditioning):
+            vec = conditioning.to_vector()
+            scales = guidance or (conditioning.cfg_style, conditioning.cfg_notes, conditioning.cfg_drums)
+        else:
+            vec = validate_vector(conditioning)
+            scales = guidance or guidance_from_vector(vec)
+        if not np.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite value >= 0, got {temperature!r}")
+        if int(top_k) < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k!r}")
+        if prev_tokens is not None:
+            self._prev_rows[:] = np.asarray(prev_tokens, np.int64).reshape(TOKENS_PER_FRAME)
+        t0 = time.perf_counter()
+        guidance_rows(vec, self.num_cfgs, self._cond_rows)
+        encoded = self.encoder.run({io.CONDITIONING: self._cond_rows})[io.ENCODED]
+        t1 = time.perf_counter()
+        temporal_out = self.temporal.run({io.PREV_TOKENS: self._prev_rows, io.ENCODED: encoded})[io.TEMPORAL_OUT]
+        t2 = time.perf_counter()
+        if forced_tokens is None:
+            mask = self._no_force
+        else:
+            self._forced[0] = np.asarray(forced_tokens, np.int64).reshape(TOKENS_PER_FRAME)
+            mask = self._all_forced
+        self._guidance[0, 1:] = scales[: self.num_cfgs]
+        self._temperature[0] = temperature
+        self._top_k[0] = top_k
+        gumbel = self.rng.gumbel(size=(1, TOKENS_PER_FRAME, CODEBOOK_SIZE)).astype(np.float32)
+        out = self.depth.run({
+            io.TEMPORAL_OUT: temporal_out,
+            io.GUIDANCE: self._guidance,
+            io.TEMPERATURE: self._temperature,
+            io.TOP_K: self._top_k,
+            io.GUMBEL: gumbel,
+            io.FORCED_TOKENS: self._forced,
+            io.FORCE_MASK: mask,
+        })
+        t3 = time.perf_counter()
+        tokens = out[io.TOKENS][0]
+        self._prev_rows[:] = tokens
+        frame = Frame(
+            index=self.frame_index,
+            tokens=tokens,
+            codes=tokens_to_codes(tokens),
+            audio=None,
+            logits=out[io.LOGITS][0],
+            timings_ms={
+                "encoder": (t1 - t0) * 1e3,
+                "temporal": (t2 - t1) * 1e3,
+                "depth": (t3 - t2) * 1e3,
+            },
+        )
+        self.frame_index += 1
+        return frame
+
+    def decode(self, codes: np.ndarray) -> np.ndarray | None:
+        """Codec-decode one frame's 12 codes to float32 [1920, 2] (None without a codec)."""
+        if self.codec is None:
+            return None
+        raw = self.codec.run({io.CODES: np.asarray(codes, np.int64).reshape(1, TOKENS_PER_FRAME)})[io.AUDIO][0]
+        return np.clip(raw * OUTPUT_GAIN, -1.0, 1.0).astype(np.float32, copy=False)
 
     def step(
         self,
         conditioning: np.ndarray | Conditioning,
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
-        *,
-        forced_tokens: np.ndarray | None = None,
+        **kwargs,
     ) -> Frame:
-        """Generate one frame. ``forced_tokens`` (model token ids) teacher-forces the depth loop."""
-        vec = conditioning.to_vector() if isinstance(conditioning, Conditioning) else validate_vector(conditioning)
-        if not np.isfinite(temperature) or temperature < 0:
-            raise ValueError(f"temperature must be a finite value >= 0, got {temperature!r}")
-        if int(top_k) < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k!r}")
+        """:meth:`generate` then :meth:`decode`: one whole frame, audio included."""
+        frame = self.generate(conditioning, temperature, top_k, **kwargs)
         t0 = time.perf_counter()
-        encoded = self.encoder.run({io.CONDITIONING: vec.astype(np.int64)[None]})[io.ENCODED]
-        t1 = time.perf_counter()
-        temporal_out = self.temporal.run({io.PREV_TOKENS: self.prev_tokens, io.ENCODED: encoded})[io.TEMPORAL_OUT]
-        t2 = time.perf_counter()
-        if forced_tokens is None:
-            forced, mask = self._zeros_tokens, self._no_force
-        else:
-            forced = np.asarray(forced_tokens, np.int64).reshape(TOKENS_PER_FRAME)
-            mask = np.ones(TOKENS_PER_FRAME, np.bool_)
-        gumbel = self.rng.gumbel(size=(TOKENS_PER_FRAME, CODEBOOK_SIZE)).astype(np.float32)
-        out = self.depth.run({
-            io.TEMPORAL_OUT: temporal_out,
-            io.TEMPERATURE: np.array([temperature], np.float32),
-            io.TOP_K: np.array([top_k], np.int64),
-            io.GUMBEL: gumbel,
-            io.FORCED_TOKENS: forced,
-            io.FORCE_MASK: mask,
-        })
-        t3 = time.perf_counter()
-        tokens = out[io.TOKENS]
-        codes = tokens_to_codes(tokens)
-        audio = None
-        if self.codec is not None:
-            raw = self.codec.run({io.CODES: codes[None]})[io.AUDIO][0]
-            audio = np.clip(raw * OUTPUT_GAIN, -1.0, 1.0).astype(np.float32, copy=False)
-        t4 = time.perf_counter()
-        self.prev_tokens = tokens[None]
-        frame = Frame(
-            index=self.frame_index,
-            tokens=tokens,
-            codes=codes,
-            audio=audio,
-            logits=out[io.LOGITS],
-            timings_ms={
-                "encoder": (t1 - t0) * 1e3,
-                "temporal": (t2 - t1) * 1e3,
-                "depth": (t3 - t2) * 1e3,
-                "codec": (t4 - t3) * 1e3,
-                "total": (t4 - t0) * 1e3,
-            },
-        )
-        self.frame_index += 1
+        frame.audio = self.decode(frame.codes)
+        codec_ms = (time.perf_counter() - t0) * 1e3
+        frame.timings_ms["codec"] = codec_ms
+        frame.timings_ms["total"] = sum(frame.timings_ms[k] for k in ("encoder", "temporal", "depth")) + codec_ms
         return frame
+
+    # ------------------------------------------------------------------ prefill
+    def prefill(
+        self,
+        tokens: np.ndarray,
+        conditioning: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Start the stream (now and after every :meth:`reset`) from ``tokens`` [N, 12] of context.
+
+        As upstream's live engine (``prefill_with_token_array``): the temporal stack is
+        stepped with tokens[0..N-2] as previous-frame inputs under ``conditioning`` (upstream
+        masks style and notes there), and tokens[N-1] becomes the next frame's input. The
+        depth decoder is stateless and not run. The result is kept as a snapshot.
+        """
+        tokens = np.asarray(tokens, np.int64)
+        if tokens.ndim != 2 or tokens.shape[1] != TOKENS_PER_FRAME or len(tokens) < 1:
+            raise ValueError(f"prefill tokens: expected shape [N >= 1, 12], got {tokens.shape}")
+        self._prefilled = None
+        self.reset()
+        vec = validate_vector(conditioning)
+        guidance_rows(vec, self.num_cfgs, self._cond_rows)
+        encoded = self.encoder.run({io.CONDITIONING: self._cond_rows})[io.ENCODED]
+        n = len(tokens) - 1
+        for i in range(n):
+            self._prev_rows[:] = tokens[i]
+            self.temporal.run({io.PREV_TOKENS: self._prev_rows, io.ENCODED: encoded})
+            if progress is not None and (i % 50 == 0 or i == n - 1):
+                progress(i + 1, n)
+        self._prefilled = _Prefilled(self.temporal.snapshot(), tokens[-1].copy(), len(tokens))
+        self.reset()
+
+    def clear_prefill(self) -> None:
+        """Forget the prefill: later resets start from an empty stream."""
+        self._prefilled = None
+
+    # ------------------------------------------------------------------ codec encoder
+    @property
+    def has_codec_encoder(self) -> bool:
+        return self.package.has_graph(io.CODEC_ENCODER)
+
+    def encode_audio(self, audio: np.ndarray) -> np.ndarray:
+        """48 kHz stereo float32 [n, 2] -> codes [n // 1920, 12] with the streaming SpectroStream encoder.
+
+        The encoder returns frame k's codes one call later; the extra calls are fed silence.
+        """
+        if not self.has_codec_encoder:
+            raise ValueError(f"model package {self.package.root} has no codec encoder (audio -> tokens); "
+                             "export it with the SpectroStream encoder weights")
+        if self._codec_encoder is None:
+            self._codec_encoder = StatefulSession(
+                make_session(self.package.graph_path(io.CODEC_ENCODER), self.providers, self.threads["model"]),
+                io.CODEC_ENCODER)
+        enc = self._codec_encoder
+        enc.reset()
+        latency = int(self.package.manifest.get("codec", {}).get("encoder", {}).get("latency_frames", 1))
+        frames = len(audio) // FRAME_SAMPLES
+        audio = np.asarray(audio[: frames * FRAME_SAMPLES], np.float32).reshape(frames, 1, FRAME_SAMPLES, 2)
+        silence = np.zeros((1, FRAME_SAMPLES, 2), np.float32)
+        codes = [enc.run({io.AUDIO: chunk})[io.CODES][0] for chunk in [*audio, *[silence] * latency]]
+        return np.asarray(codes[latency:], np.int64).reshape(frames, TOKENS_PER_FRAME)

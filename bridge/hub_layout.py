@@ -9,7 +9,8 @@ under ``$MAGENTA_HOME/magenta-rt-v2`` (``MAGENTA_HOME`` defaults to
     checkpoints/mrt2_base.safetensors
     resources/spectrostream/{encoder,decoder,quantizer}.safetensors
     resources/musiccoca/{spm.model,text_encoder.tflite,audio_preprocessor.tflite,
-                         music_encoder.tflite,pretrained_vector_quantizer.tflite}
+                         music_encoder.tflite,pretrained_vector_quantizer.tflite,
+                         mapper.tflite}
 
 So a folder filled by upstream's own tools is reused as is, and
 ``hf_hub_download(local_dir=magenta_home())`` lands files where upstream
@@ -35,6 +36,7 @@ MUSICCOCA_FILES = (
     "audio_preprocessor.tflite",
     "music_encoder.tflite",
     "pretrained_vector_quantizer.tflite",
+    "mapper.tflite",  # text->audio mapper (upstream's embed_style(use_mapper=True))
 )
 
 

@@ -19,22 +19,33 @@ DEPTH = "depth"
 CODEC_DECODER = "codec_decoder"
 CODEC_ENCODER = "codec_encoder"
 
+# Batch layout of the depthformer graphs. ``rows`` = streams x rows_per_stream:
+# each stream owns 1 + num_cfgs consecutive rows [positive, style-negative,
+# notes-negative]; every row has its own streaming state. Sampling happens once
+# per stream (on the guided logits) and the token is fed back to all its rows.
+ROWS = "rows"
+STREAMS = "streams"
+ROWS_PER_STREAM = "rows_per_stream"
+
 # encoder graph
-CONDITIONING = "conditioning"          # int64 [1, 144] raw values (see bridge.conditioning)
-ENCODED = "encoded"                    # float [1, encoder_dims]
+CONDITIONING = "conditioning"          # int64 [rows, 144] raw values (see bridge.conditioning)
+ENCODED = "encoded"                    # float [rows, encoder_dims]
 
 # temporal graph
-PREV_TOKENS = "prev_tokens"            # int64 [1, 12] model tokens of the previous frame (SOS = 0)
-TEMPORAL_OUT = "temporal_out"          # float [1, temporal_dims]
+PREV_TOKENS = "prev_tokens"            # int64 [rows, 12] model tokens of the previous frame (SOS = 0)
+TEMPORAL_OUT = "temporal_out"          # float [rows, temporal_dims]
 
 # depth graph
-TEMPERATURE = "temperature"            # float [1]
-TOP_K = "top_k"                        # int64 [1]
-GUMBEL = "gumbel"                      # float [12, 1024] noise for Gumbel-max sampling
-FORCED_TOKENS = "forced_tokens"        # int64 [12] model tokens to force (teacher forcing)
-FORCE_MASK = "force_mask"              # bool [12] where true, forced token is used instead of sample
-TOKENS = "tokens"                      # int64 [12] model tokens (6 + k*1024 + code)
-LOGITS = "logits"                      # float [12, 1024] soft-capped logits of each level's valid slice
+TEMPERATURE = "temperature"            # float [streams]
+TOP_K = "top_k"                        # int64 [streams]
+GUMBEL = "gumbel"                      # float [streams, 12, 1024] noise for Gumbel-max sampling
+GUIDANCE = "guidance"                  # float [streams, rows_per_stream] logit guidance scale of each
+                                       #   row (column 0, the positive row, is ignored)
+FORCED_TOKENS = "forced_tokens"        # int64 [streams, 12] model tokens to force (teacher forcing)
+FORCE_MASK = "force_mask"              # bool [streams, 12] where true, forced token is used instead of sample
+TOKENS = "tokens"                      # int64 [streams, 12] model tokens (6 + k*1024 + code)
+LOGITS = "logits"                      # float [streams, 12, 1024] guided soft-capped logits of each
+                                       #   level's valid slice (what was sampled from)
 
 # codec graphs
 CODES = "codes"                        # int64 [1, 12] codec codes 0..1023

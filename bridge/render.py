@@ -179,7 +179,7 @@ def render(
         conds[i] = snap.conditioning
         if not gain.needs_audio(snap.paused):
             continue
-        frame = engine.step(snap.conditioning, snap.temperature, snap.top_k)
+        frame = engine.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
         codes[i] = frame.codes
         timings.append(frame.timings_ms["total"])
         if frame.audio is not None:

@@ -47,13 +47,17 @@ def resolve_providers(provider: str = "auto") -> list[str]:
     raise ValueError(f"unknown provider {provider!r}: expected auto, cpu or cuda")
 
 
+def resolve_threads(threads: int | None = None) -> int:
+    """Intra-op threads of a session: ``threads``, else ``$MRT_THREADS``, else min(cores, 4)."""
+    return threads or int(os.environ.get("MRT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+
+
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # One frame is a short chain of small ops: spinning threads cost more than
     # they give, and the daemon's other threads need the cores.
-    n = threads or int(os.environ.get("MRT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
-    opts.intra_op_num_threads = n
+    opts.intra_op_num_threads = resolve_threads(threads)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Spinning worker threads steal the cores the audio and control threads need
@@ -80,16 +84,18 @@ class StatefulSession:
     frame, and nothing is allocated for it per call.
     """
 
-    def __init__(self, session: ort.InferenceSession, name: str = "") -> None:
+    def __init__(self, session: ort.InferenceSession, name: str = "", rows: int = 1) -> None:
+        """``rows`` sizes the batch dimension (``io_names.ROWS``) of every state tensor."""
         self.session = session
         self.name = name or "graph"
+        self.rows = int(rows)
         self.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._state_specs: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.input_names: list[str] = []
         for inp in session.get_inputs():
             key = io_names.state_name(inp.name)
             if key is not None and inp.name.startswith(io_names.PAST):
-                shape = tuple(int(d) for d in inp.shape)
+                shape = tuple(self.rows if d == io_names.ROWS else int(d) for d in inp.shape)
                 self._state_specs[key] = (shape, np.dtype(_ORT_TO_NUMPY[inp.type]))
             else:
                 self.input_names.append(inp.name)
@@ -114,6 +120,15 @@ class StatefulSession:
 
         self._past = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
         self._present = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A host copy of the state, for :meth:`restore`."""
+        return {k: v.numpy().copy() for k, v in self._past.items()}
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+        """Put a :meth:`snapshot` back into the preallocated buffers (no reallocation)."""
+        for key, value in snapshot.items():
+            self._past[key].update_inplace(value)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         b = self._binding

@@ -36,6 +36,32 @@ def onnx_dtype(dtype: np.dtype | type) -> int:
     return _NP_TO_ONNX[np.dtype(dtype)]
 
 
+def _register_ort_onnx_domain_ops() -> None:
+    """Teach onnx.checker the ONNX Runtime operators that live in the default domain.
+
+    ORT registers ``SimplifiedLayerNormalization`` (fused RMSNorm) under the ONNX
+    domain; the checker knows only standard ops there. (``com.microsoft`` ops are in a
+    custom domain, which the checker does not inspect.)
+    """
+    from onnx.defs import OpSchema, has, register_schema
+
+    if has("SimplifiedLayerNormalization"):
+        return
+    schema = OpSchema(
+        "SimplifiedLayerNormalization", "", 1,
+        doc="x / sqrt(mean(x^2, axis) + epsilon) * scale (ONNX Runtime contrib op)",
+        inputs=[OpSchema.FormalParameter("X", "T"), OpSchema.FormalParameter("scale", "T")],
+        outputs=[OpSchema.FormalParameter("Y", "T")],
+        type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "float tensors")],
+        attributes=[OpSchema.Attribute("axis", OpSchema.AttrType.INT, "normalized axis"),
+                    OpSchema.Attribute("epsilon", OpSchema.AttrType.FLOAT, "added to the mean square")],
+    )
+    register_schema(schema)
+
+
+_register_ort_onnx_domain_ops()
+
+
 class GraphBuilder:
     """Accumulates nodes, inputs, outputs and initializers of one ONNX graph."""
 

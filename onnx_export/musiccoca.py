@@ -7,6 +7,9 @@
     audio_preprocessor.onnx audio float32 [1,160000] -> features
     music_encoder.onnx      features -> embedding [1,768]
     vector_quantizer.onnx   embedding [1,768] -> tokens [1,12]
+    mapper.onnx             embedding [1,768], noise [1,768] -> mapped [1,768]
+                            (optional: upstream's text->audio mapper, when its
+                            ``mapper.tflite`` exists and converts)
     spm.model               SentencePiece vocabulary (absent with the byte fallback)
 
 Graph inputs/outputs are renamed to those role names; the TFLite tensors'
@@ -26,7 +29,7 @@ from tqdm import tqdm
 
 from onnx_export import tflite_synthetic as synth
 from onnx_export.tflite_reader import read_tflite
-from onnx_export.tflite_to_onnx import convert_graph
+from onnx_export.tflite_to_onnx import UnsupportedOpError, convert_graph
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,14 @@ _ROLES = {
     "music_encoder": ("music_encoder.tflite", "music_encoder.onnx", ["features"], ["embedding"]),
     "vector_quantizer": ("pretrained_vector_quantizer.tflite", "vector_quantizer.onnx",
                          ["embedding"], ["tokens"]),
+    "mapper": ("mapper.tflite", "mapper.onnx", ["embedding", "noise"], ["mapped"]),
 }
+OPTIONAL_ROLES = ("mapper",)  # older upstream bundles ship no mapper.tflite
+_REQUIRED_ROLES = [r for r in _ROLES if r not in OPTIONAL_ROLES]
 
 
-def _entry(synthetic: bool, tokenizer: str, source: str) -> dict:
-    files = {role: spec[1] for role, spec in _ROLES.items()}
+def _entry(synthetic: bool, tokenizer: str, source: str, roles: list[str]) -> dict:
+    files = {role: _ROLES[role][1] for role in roles}
     if tokenizer == "sentencepiece":
         files["spm"] = "spm.model"
     return {
@@ -88,16 +94,28 @@ def _convert_one(role: str, tflite_src: Path | bytes, out_dir: Path) -> None:
 def convert_musiccoca(src_dir: Path, out_dir: Path) -> dict:
     """Convert upstream's MusicCoCa TFLite files in ``src_dir`` into ``out_dir``."""
     src_dir, out_dir = Path(src_dir), Path(out_dir)
-    needed = [spec[0] for spec in _ROLES.values()] + ["spm.model"]
+    needed = [_ROLES[role][0] for role in _REQUIRED_ROLES] + ["spm.model"]
     missing = [n for n in needed if not (src_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"MusicCoCa files missing in {src_dir}: {', '.join(missing)} "
                                 "(run `mrt-bridge models download resources`)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for role in tqdm(list(_ROLES), desc="MusicCoCa TFLite -> ONNX", unit="graph"):
+    roles = list(_REQUIRED_ROLES)
+    for role in tqdm(_REQUIRED_ROLES, desc="MusicCoCa TFLite -> ONNX", unit="graph"):
         _convert_one(role, src_dir / _ROLES[role][0], out_dir)
+    for role in OPTIONAL_ROLES:
+        src = src_dir / _ROLES[role][0]
+        if not src.is_file():
+            log.info("no %s in %s: the text->audio mapper is unavailable", src.name, src_dir)
+            continue
+        try:
+            _convert_one(role, src, out_dir)
+        except UnsupportedOpError as exc:
+            log.warning("%s not converted (%s); prompts work without the mapper", src.name, exc)
+            continue
+        roles.append(role)
     shutil.copyfile(src_dir / "spm.model", out_dir / "spm.model")
-    entry = _entry(False, "sentencepiece", "google/magenta-realtime-2 resources/musiccoca")
+    entry = _entry(False, "sentencepiece", "google/magenta-realtime-2 resources/musiccoca", roles)
     (out_dir / MANIFEST).write_text(json.dumps(entry, indent=2) + "\n")
     return entry
 
@@ -158,13 +176,14 @@ def build_synthetic_musiccoca(out_dir: Path, seed: int = 0) -> dict:
         "audio_preprocessor": synth.audio_preprocessor(seed + 2),
         "music_encoder": synth.music_encoder(seed + 3),
         "vector_quantizer": synth.vector_quantizer(seed + 4),
+        "mapper": synth.mapper(seed + 5),
     }
     with tempfile.TemporaryDirectory() as tmp:
         for role, data in models.items():
             src = Path(tmp) / _ROLES[role][0]
             src.write_bytes(data)
             _convert_one(role, src, out_dir)
-    entry = _entry(True, tokenizer, f"SYNTHETIC random weights (seed {seed}); not MusicCoCa")
+    entry = _entry(True, tokenizer, f"SYNTHETIC random weights (seed {seed}); not MusicCoCa", list(models))
     entry["seed"] = seed
     (out_dir / MANIFEST).write_text(json.dumps(entry, indent=2) + "\n")
     return entry

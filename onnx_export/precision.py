@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import onnx
 
-FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "ReduceMean", "ReduceSum", "Sqrt", "Reciprocal",
+FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "SimplifiedLayerNormalization", "ReduceMean", "ReduceSum", "Sqrt", "Reciprocal",
                   "TopK", "ArgMax", "Where", "GreaterOrEqual", "Tanh"]
 
 

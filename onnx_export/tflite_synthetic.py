@@ -12,6 +12,7 @@ Signatures (batch 1):
     audio_preprocessor:  audio float32 [1,160000] (10 s @ 16 kHz)   -> [1,1000,64]
     music_encoder:       features float32 [1,1000,64]               -> [1,768]
     pretrained_vector_quantizer: embedding float32 [1,768]          -> int32 [1,12]
+    mapper:              embedding float32 [1,768], noise float32 [1,768] -> [1,768]
 
 The quantizer is a real residual vector quantizer (12 levels x 1024 codes);
 its codebooks are built in-graph from low-rank factors (``A_k @ B_k``) to keep
@@ -34,6 +35,7 @@ _FEATURES = 64
 _TEXT_WIDTH = 64
 _MUSIC_WIDTH = 256
 _RANK = 16
+_MAPPER_WIDTH = 128
 
 _F32 = np.float32
 _NONE = {"FusedActivationFunction": 0}
@@ -159,4 +161,23 @@ def vector_quantizer(seed: int) -> bytes:
                ("ConcatenationOptions", {"Axis": 0, "FusedActivationFunction": 0}))
     out = b.op("RESHAPE", [cat, b.const("tokens_shape", np.array([1, RVQ_DEPTH], np.int32))],
                [1, RVQ_DEPTH], np.int32, out_name="tokens")
+    return b.finish([out])
+
+
+def mapper(seed: int) -> bytes:
+    """Text->audio mapper stand-in: [embedding, noise] -> dense (ReLU) -> dense, plus the embedding.
+
+    Upstream feeds input 0 the text embedding and input 1 Gaussian noise
+    (``magenta_rt/musiccoca.py``) and L2-normalises the output itself.
+    """
+    rng = np.random.default_rng(seed)
+    b = TfliteBuilder()
+    emb = b.input("embedding", [1, EMBED_DIM], _F32)
+    noise = b.input("noise", [1, EMBED_DIM], _F32)
+    cat = b.op("CONCATENATION", [emb, noise], [1, 2 * EMBED_DIM], _F32,
+               ("ConcatenationOptions", {"Axis": 1, "FusedActivationFunction": 0}))
+    h = _fc(b, cat, rng.normal(0, 0.05, (_MAPPER_WIDTH, 2 * EMBED_DIM)), rng.normal(0, 0.1, _MAPPER_WIDTH),
+            [1, _MAPPER_WIDTH], "mapper/hidden", act=1)
+    h = _fc(b, h, rng.normal(0, 0.1, (EMBED_DIM, _MAPPER_WIDTH)), None, [1, EMBED_DIM], "mapper/out")
+    out = b.op("ADD", [h, emb], [1, EMBED_DIM], _F32, ("AddOptions", _NONE), out_name="mapped")
     return b.finish([out])

@@ -9,7 +9,7 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 apt_packages=(libportaudio2 libjack-jackd2-0 jackd2)
-if (( want_test )); then apt_packages+=(mono-mcs mono-runtime godot3-server); fi
+if (( want_test )); then apt_packages+=(mono-mcs mono-runtime godot3-server chromium chromium-driver); fi
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in "${apt_packages[@]}"; do installed "$p" || missing+=("$p"); done

@@ -117,4 +117,4 @@ def test_resampling_fills_ring_at_sink_rate(engine: Engine) -> None:
     assert loop.wait_filled(30.0)
     loop.stop()
     per_frame = 1920 * 44_100 / 48_000
-    assert abs(ring.fill - loop.frame_index * per_frame) <= 2
+    assert abs(ring.fill - loop.frames_out * per_frame) <= 2

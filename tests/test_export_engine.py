@@ -32,8 +32,10 @@ def test_manifest_records_shapes_and_source(tiny_package, tiny_checkpoint):
     for name, spec in temporal["inputs"].items():
         if name.startswith("past."):
             assert temporal["outputs"]["present." + name[5:]]["shape"] == spec["shape"]
-    assert temporal["inputs"]["past.self_k.0"]["shape"] == [4, 32, 5]
-    assert m["graphs"]["depth"]["outputs"]["tokens"]["shape"] == [12]
+    # one KV window per row (streams x guidance rows), sampled tokens per stream
+    assert temporal["inputs"]["past.self_k.0"]["shape"] == ["rows", 4, 32, 5]
+    assert m["graphs"]["depth"]["outputs"]["tokens"]["shape"] == ["streams", 12]
+    assert m["graphs"]["depth"]["inputs"]["guidance"]["shape"] == ["streams", "rows_per_stream"]
 
 
 def test_engine_same_seed_same_frames_different_seed_differs(tiny_package):

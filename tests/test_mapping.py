@@ -10,6 +10,7 @@ from bridge import conditioning as cond
 from bridge.control.mapping import GameMapper, apply_curve
 from bridge.control.mapping_config import MappingConfig
 from bridge.control.state import ControlState
+from bridge.prefill import PrefillSpec
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "adaptive_soundtrack.toml"
 
@@ -255,3 +256,42 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> N
     with pytest.raises(ValueError, match=None) as info:
         MappingConfig.from_toml(path)
     assert needle in str(info.value)
+
+
+def test_preset_prefill_num_cfgs_keys(tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "intro.wav").write_bytes(b"RIFF")
+    (tmp_path / "start.npy").write_bytes(b"\x93NUMPY")
+    base = '[prompts]\na = "calm"\n'
+    path = tmp_path / "map.toml"
+
+    def load(extra: str) -> MappingConfig:
+        path.write_text(extra + "\n" + base)
+        return MappingConfig.from_toml(path)
+
+    cfg = load('preset = "upstream-app"\nprefill = "audio:clips/intro.wav"\nnum_cfgs = 1')
+    assert cfg.preset == "upstream-app" and cfg.num_cfgs == 1
+    assert cfg.prefill == PrefillSpec("audio", (tmp_path / "clips" / "intro.wav").resolve())  # relative to the TOML
+    assert load('prefill = "silence"').prefill == PrefillSpec("silence")
+    assert load('prefill = "tokens:start.npy"').prefill == PrefillSpec("tokens", (tmp_path / "start.npy").resolve())
+    none = load("")
+    assert none.preset is None and none.prefill is None and none.num_cfgs is None
+    for extra, match in (('preset = "upstream"', "preset"), ('prefill = "audio:missing.wav"', "not found"),
+                         ('prefill = "tokens:clips/intro.wav"', ".npy"), ('prefill = "noise"', "silence"),
+                         ("prefill = 3", "silence"), ("num_cfgs = 3", "num_cfgs"),
+                         ("num_cfgs = true", "num_cfgs"), ('prefill = "audio:"', "silence")):
+        with pytest.raises(ValueError, match=match):
+            load(extra)
+
+
+def test_mapper_defaults_follow_the_preset(tmp_path: Path) -> None:
+    """A parameter the mapping owns but gives no default starts from the preset's value."""
+    text = 'preset = "upstream-app"\n' + RTPC.replace('to = 2.0 }]', 'to = 2.0, op = "add" }]')
+    state, _ = make(tmp_path, text.replace('param = "temperature", from = 1.0', 'param = "temperature", from = 0.0'))
+    state.snapshot(0)
+    assert state.status()["temperature"] == pytest.approx(1.1)  # upstream-app 1.1 + 0 (RTPC at 0)
+    path = tmp_path / "map.toml"
+    other = ControlState()
+    other.add_frame_hook(GameMapper(MappingConfig.from_toml(path), other, preset="default").advance)
+    other.snapshot(0)
+    assert other.status()["temperature"] == pytest.approx(cond.DEFAULT_TEMPERATURE)  # --preset wins

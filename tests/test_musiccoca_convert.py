@@ -56,17 +56,20 @@ def _text_feeds(vocab=300, n=9):
     return [ids, pad]
 
 
-@pytest.mark.parametrize("name", ["text", "prep", "music", "vq"])
+@pytest.mark.parametrize("name", ["text", "prep", "music", "vq", "mapper"])
 def test_musiccoca_signatures_match_interpreter(name):
     data, feeds = {
         "text": (S.text_encoder(300, 1), _text_feeds()),
         "prep": (S.audio_preprocessor(2), [RNG.normal(0, .3, (1, 160000)).astype(F32)]),
         "music": (S.music_encoder(3), [RNG.normal(0, 1, (1, 1000, 64)).astype(F32)]),
         "vq": (S.vector_quantizer(4), [(RNG.normal(0, 1, (1, 768)) / np.sqrt(768)).astype(F32)]),
+        "mapper": (S.mapper(5), [(RNG.normal(0, 1, (1, 768)) / np.sqrt(768)).astype(F32),
+                                 RNG.normal(0, 1, (1, 768)).astype(F32)]),
     }[name]
     ref, out = run_both(data, feeds)
     assert_close(ref, out)
-    expected_shape = {"text": (1, 768), "prep": (1, 1000, 64), "music": (1, 768), "vq": (1, 12)}
+    expected_shape = {"text": (1, 768), "prep": (1, 1000, 64), "music": (1, 768), "vq": (1, 12),
+                      "mapper": (1, 768)}
     assert out.shape == expected_shape[name]
 
 
@@ -152,3 +155,30 @@ def test_convert_upstream_layout_dir(tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["embedding"]
     graph = read_tflite(src / "pretrained_vector_quantizer.tflite")
     assert graph.tensors[graph.outputs[0]].shape == (1, 12)
+    assert "mapper" not in entry["files"]  # optional: older bundles ship no mapper.tflite
+
+
+def test_convert_optional_mapper(tmp_path, caplog):
+    """mapper.tflite is converted when present; one the converter cannot handle is skipped with a warning."""
+    src = tmp_path / "musiccoca"
+    src.mkdir()
+    build_synthetic_musiccoca(tmp_path / "synth", 0)
+    for name, data in (("text_encoder", S.text_encoder(300, 1)), ("audio_preprocessor", S.audio_preprocessor(2)),
+                       ("music_encoder", S.music_encoder(3)), ("pretrained_vector_quantizer", S.vector_quantizer(4)),
+                       ("mapper", S.mapper(5))):
+        (src / f"{name}.tflite").write_bytes(data)
+    (src / "spm.model").write_bytes((tmp_path / "synth" / "spm.model").read_bytes())
+    entry = convert_musiccoca(src, tmp_path / "a")
+    assert entry["files"]["mapper"] == "mapper.onnx"
+    sess = ort.InferenceSession(str(tmp_path / "a" / "mapper.onnx"))
+    assert [i.name for i in sess.get_inputs()] == ["embedding", "noise"]
+    assert [o.name for o in sess.get_outputs()] == ["mapped"]
+    b = TfliteBuilder()
+    x = b.input("embedding", [1, 768], F32)
+    n = b.input("noise", [1, 768], F32)
+    y = b.op("ADD", [x, n], [1, 768], F32, ("AddOptions", NONE))
+    (src / "mapper.tflite").write_bytes(b.finish([b.op("ELU", [y], [1, 768], F32)]))
+    with caplog.at_level("WARNING"):
+        entry = convert_musiccoca(src, tmp_path / "b")
+    assert "mapper" not in entry["files"] and not (tmp_path / "b" / "mapper.onnx").exists()
+    assert "mapper.tflite not converted" in caplog.text and "ELU" in caplog.text

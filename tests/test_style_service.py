@@ -64,6 +64,34 @@ def test_embed_text_audio_and_tokens(encoder):
         to_mono_16k(np.zeros((2, 48000)), 48000)
 
 
+def test_mapper_follows_upstream(encoder, package):
+    """Text->audio mapper as upstream's musiccoca.py runs it (TFLite, seed-0 noise, L2 norm)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from bridge.style.service import service_for_package
+    from onnx_export import tflite_synthetic
+
+    assert encoder.has_mapper
+    emb = encoder.embed_text("disco funk")
+    it = Interpreter(model_content=tflite_synthetic.mapper(0 + 5))  # build_synthetic_musiccoca: seed + 5
+    it.allocate_tensors()
+    ins = it.get_input_details()
+    it.set_tensor(ins[0]["index"], emb.reshape(ins[0]["shape"]))
+    it.set_tensor(ins[1]["index"], np.random.RandomState(0).randn(768).astype(np.float32).reshape(ins[1]["shape"]))
+    it.invoke()
+    ref = it.get_tensor(it.get_output_details()[0]["index"]).flatten().astype(np.float32)
+    ref = ref / np.linalg.norm(ref)
+    mapped = encoder.map_text_embedding(emb)
+    np.testing.assert_allclose(mapped, ref, atol=1e-5)
+    assert abs(np.linalg.norm(mapped) - 1) < 1e-5 and not np.allclose(mapped, emb, atol=1e-3)
+    assert not np.allclose(encoder.map_text_embedding(emb, seed=1), mapped)
+    with service_for_package(package, use_mapper=True) as svc:
+        assert svc.use_mapper
+        assert _collect(svc, [("disco funk", 1.0)]).tolist() == encoder.tokenize(mapped).tolist()
+    with service_for_package(package) as svc:
+        assert _collect(svc, [("disco funk", 1.0)]).tolist() == encoder.tokenize(emb).tolist()
+
+
 def _collect(service, slots, timeout=10.0):
     got, done = [], threading.Event()
     service.request(slots, lambda t: (got.append(t), done.set()))

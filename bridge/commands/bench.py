@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from bridge.commands.engine_args import add_engine_args, engine_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,7 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=20, help="unmeasured frames first (default 20)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: min(cores, 4))")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--codec-threads", type=int, help="intra-op threads of the codec decoder (default: --threads)")
+    add_engine_args(p, prefill=False)
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="decode in line after each model step instead of overlapped on a second thread "
+                        "(as the daemon does); total is then the sum of the stages")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (last line; p50_ms, p99_ms, ...) instead of a table")
     p.add_argument("--against", type=Path, metavar="REF_PKG",
                    help="reference package for quality figures (argmax agreement, logit error)")
     p.add_argument("--compare-upstream", action="store_true",
@@ -43,12 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be >= 1 and --warmup >= 0")
     model = args.model or bundled_package()
-    engine = Engine(model, args.provider, threads=args.threads, seed=0)
+    engine = Engine(model, args.provider, threads=args.threads, seed=0, num_cfgs=engine_options(args, None)[0],
+                    codec_threads=args.codec_threads)
     if engine.is_synthetic and not args.json:
         print(NOTICE)
-    result = bench.run_bench(engine, args.frames, args.warmup)
+    result = bench.run_bench(engine, args.frames, args.warmup, overlap=args.overlap)
     if args.against:
-        ref = Engine(args.against, args.provider, threads=args.threads, decode_audio=False)
+        ref = Engine(args.against, args.provider, threads=args.threads, decode_audio=False, num_cfgs=engine.num_cfgs)
         engine.reset(seed=0)
         result["quality"] = {"reference": str(args.against), **bench.compare_quality(engine, ref)}
     if args.compare_upstream:

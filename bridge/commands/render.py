@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.commands.engine_args import add_engine_args, engine_options
+
 log = logging.getLogger("mrt-bridge")
 
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate audio offline to a WAV file",
         description=(
             "Generate audio offline, deterministically for a given seed. Without events, notes and "
-            "drums are masked and guidance is upstream's default (style 3.0, notes 1.0, drums 1.0). "
+            "drums are masked and guidance is the preset's (default: style 3.0, notes 1.0, drums 1.0). "
             "An events file (JSON Lines: {\"frame\"|\"time\": N, \"address\": \"/osc/address\", "
             "\"args\": [...]}) uses the live daemon's OSC vocabulary, so live sessions can be re-rendered."
         ),
@@ -40,31 +42,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=Path, help="JSON Lines file of timed control events")
     p.add_argument("--config", type=Path, help="game mapping TOML (for /game, /state, /trigger events)")
     p.add_argument("--style-tokens", type=_tokens, metavar="t1,...,t12", help="12 MusicCoCa style codes")
-    p.add_argument("--temperature", type=float, default=1.3, help="sampling temperature (default 1.3)")
-    p.add_argument("--top-k", type=int, default=40, help="top-k (default 40)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0 = greedy (default: the preset's, 1.3)")
+    p.add_argument("--top-k", type=int, default=None, help="top-k (default: the preset's, 40)")
+    from bridge import presets
+
+    p.add_argument("--preset", choices=presets.NAMES, default=None,
+                   help="behaviour and defaults as one, as `serve --preset` ('upstream-app': upstream's "
+                        "app semantics and defaults); default: the config's `preset`, else 'default'")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--tokens-out", type=Path, help="save codec codes as int .npy of shape (frames, 12)")
     p.add_argument("--trace-out", type=Path, help="save each frame's 144-int conditioning as .npy")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    add_engine_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge import presets
     from bridge.control.state import ControlState
     from bridge.engine import Engine
+    from bridge.prefill import apply_prefill, current_guidance
     from bridge.render import check_writable, load_events, render, validate_events, write_wav
     from bridge.synthetic import NOTICE, bundled_package
 
     frames = args.frames if args.frames is not None else int(round(args.seconds * 25))
     if frames <= 0:
         raise ValueError("nothing to render: --frames/--seconds must be positive")
-    if not 0 <= args.temperature <= 3 or not 1 <= args.top_k <= 1024:
+    if (args.temperature is not None and not 0 <= args.temperature <= 3) or \
+            (args.top_k is not None and not 1 <= args.top_k <= 1024):
         raise ValueError("--temperature must be in 0..3 and --top-k in 1..1024")
     check_writable(args.out)
     for extra in (args.tokens_out, args.trace_out):
         if extra is not None:
             check_writable(extra)
+    preset = presets.resolve(args.preset, args.config)
     events = load_events(args.events) if args.events else []
+    num_cfgs, prefill = engine_options(args, args.config)
     config = None
     if args.config:
         from bridge.control.mapping_config import MappingConfig, check_palette_prompts
@@ -74,12 +88,12 @@ def run(args: argparse.Namespace) -> int:
     model = args.model
     if model is None:
         model = bundled_package()
-    engine = Engine(model, args.provider, seed=args.seed)
+    engine = Engine(model, args.provider, seed=args.seed, num_cfgs=num_cfgs)
     if engine.is_synthetic:
         print(NOTICE)
     from bridge.style.service import service_for_package
 
-    styles = service_for_package(engine.package.root)
+    styles = service_for_package(engine.package.root, use_mapper=preset.use_mapper)
     try:
         validate_events(events, config, styles)  # every event checked before frame 0
     except ValueError:
@@ -87,15 +101,21 @@ def run(args: argparse.Namespace) -> int:
             styles.close()
         raise
     control = ControlState(style_resolver=styles)
-    control.set_temperature(args.temperature)
-    control.set_top_k(args.top_k)
+    preset.apply(control)
+    control.set_seed_base(args.seed)
+    if args.temperature is not None:
+        control.set_temperature(args.temperature)
+    if args.top_k is not None:
+        control.set_top_k(args.top_k)
     if args.style_tokens:
         control.set_style_tokens(np.array(args.style_tokens))
+    if prefill is not None:
+        apply_prefill(engine, prefill, current_guidance(control))
     mapper = None
     if config is not None:
         from bridge.control.mapping import GameMapper
 
-        mapper = GameMapper(config, control)
+        mapper = GameMapper(config, control, preset=preset.name)
     try:
         result = render(engine, frames, control, events, mapper=mapper, styles=styles)
     finally:
@@ -109,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     t = np.array(result.timings_ms) if result.timings_ms else np.zeros(1)
     print(
         f"wrote {args.out}: {frames} frames ({frames / 25:.2f} s), model {engine.package.size}"
-        f"{' (synthetic)' if engine.is_synthetic else ''}, seed {args.seed}; "
+        f"{' (synthetic)' if engine.is_synthetic else ''}, seed {args.seed}, guidance rows {engine.rows}"
+        f"{f', prefill {prefill}' if prefill else ''}; "
         f"step p50 {np.percentile(t, 50):.1f} ms, p99 {np.percentile(t, 99):.1f} ms "
         f"({40.0 / max(np.percentile(t, 50), 1e-6):.2f}x real time at p50)"
     )

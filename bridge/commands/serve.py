@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from bridge.commands.engine_args import add_engine_args, engine_options
+
 log = logging.getLogger("mrt-bridge.serve")
 
 EPILOG = """\
@@ -17,7 +19,10 @@ examples:
   mrt-bridge serve --audio null --pcm-port 9100 # no sound card: stream PCM into a game engine
   mrt-bridge serve --audio wav:session.wav --midi none --trace frames.jsonl
   mrt-bridge serve --config examples/adaptive_soundtrack.toml
+  mrt-bridge serve --preset upstream-app --audio device   # upstream's app: its knobs and note/style semantics
   mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
+  mrt-bridge serve --audio null --web --config examples/adaptive_soundtrack.toml
+                                                # browser studio on http://127.0.0.1:8080/ (audio in the page)
 
 Control latency is about buffer-frames x 40 ms plus one audio block.
 Stop with Ctrl-C (or SIGTERM): it drains the buffered audio and exits cleanly.
@@ -66,6 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pcm-port", type=int, metavar="N",
                    help="also stream 48 kHz stereo float32 PCM on tcp://127.0.0.1:N for in-game "
                         "playback (format: docs/pcm-stream.md)")
+    p.add_argument("--web", type=int, nargs="?", const=8080, metavar="PORT",
+                   help="also serve the browser studio on http://127.0.0.1:PORT/ (default port 8080): "
+                        "every control of the OSC address table, the mapping's sliders and buttons, a "
+                        "keyboard, meters, a piano roll of the conditioning, the audio in the page and "
+                        "downloads of the session (events and WAV)")
+    p.add_argument("--web-host", metavar="ADDRESS",
+                   help="address the studio listens on (default: 127.0.0.1; 0.0.0.0 lets other machines "
+                        "in, with no password)")
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="write one JSON line per frame: time, conditioning, step time, play time")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
@@ -73,6 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
+    add_engine_args(p)
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="decode audio in line instead of on a second thread one frame behind the model "
+                        "step (overlap costs 40 ms of latency and nearly halves the frame time on 2 cores)")
+    from bridge import presets
+
+    p.add_argument("--preset", choices=presets.NAMES, default=None,
+                   help="behaviour and defaults as one: 'default' (this project's) or 'upstream-app' "
+                        "(upstream's apps: temperature 1.1, top-k 50, guidance 1.6/2.4/4.0, Mask onset "
+                        "mode, unmask width 0, style tail masking, piano style until the first prompt, "
+                        "text->audio mapper, seed rotation 0); default: the config's `preset`, else "
+                        "'default'. The README compares them")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop by itself after this many seconds (demos, scripted recordings); "
                         "default: run until Ctrl-C / SIGTERM")
@@ -80,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge import presets
     from bridge.daemon.app import Daemon, ServeOptions
     from bridge.daemon.inputs import ControlInputs, build_control
     from bridge.engine import Engine
@@ -94,21 +120,36 @@ def run(args: argparse.Namespace) -> int:
         buffer_frames=args.buffer_frames, pcm_port=args.pcm_port, trace=args.trace,
         provider=args.provider, config=args.config, palette=args.palette,
         jack_autoconnect=args.jack_autoconnect, threads=args.threads,
-        midi_connect=args.midi_connect,
+        midi_connect=args.midi_connect, overlap=args.overlap,
+        preset=presets.resolve(args.preset, args.config).name,
+        web_port=args.web, web_host=args.web_host or "127.0.0.1",
     )
+    opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")
+    if args.web_host is not None and args.web is None:
+        raise ValueError("--web-host needs --web [PORT]")
+    if args.web is not None and not 0 <= args.web <= 65535:
+        raise ValueError(f"--web PORT must be 0..65535 (0 picks a free port), got {args.web}")
     from bridge.audio.sinks import parse_audio_spec
+    from bridge.prefill import apply_prefill, current_guidance
     kind, arg = parse_audio_spec(opts.audio)  # fail on a typo before loading the model
     if kind == "wav":
         from bridge.audio.sinks.wav import check_wav_path
         check_wav_path(arg)
 
     def make_engine() -> Engine:
-        engine = Engine(opts.model, provider=opts.provider, threads=opts.threads)
-        log.info("model %s on %s%s", opts.model, engine.provider,
-                 " (SYNTHETIC)" if engine.is_synthetic else "")
+        engine = Engine(opts.model, provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs)
+        log.info("model %s on %s%s, %d guidance rows", opts.model, engine.provider,
+                 " (SYNTHETIC)" if engine.is_synthetic else "", engine.rows)
         return engine
+
+    def make_control(engine: Engine):
+        control = build_control(opts, engine)
+        if prefill is not None:
+            apply_prefill(engine, prefill, current_guidance(control),
+                          progress=lambda done, total: log.info("prefill: %d/%d frames", done, total))
+        return control
 
     stop = threading.Event()
 
@@ -124,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    return Daemon(opts, make_engine, lambda engine: build_control(opts, engine), ControlInputs()).run(stop)
+    return Daemon(opts, make_engine, make_control, ControlInputs()).run(stop)

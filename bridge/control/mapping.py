@@ -25,6 +25,7 @@ import math
 import threading
 from collections.abc import Callable
 
+from bridge import presets
 from bridge.control.mapping_config import DEFAULTS, FRAME_RATE, MappingConfig, Rtpc, Trigger
 from bridge.control.state import ControlState
 
@@ -81,8 +82,10 @@ class GameMapper:
     """Turns game parameters, states and triggers into ControlState writes each frame."""
 
     def __init__(self, config: MappingConfig, state: ControlState,
-                 on_tick: TickCallback | None = None) -> None:
+                 on_tick: TickCallback | None = None, preset: str | None = None) -> None:
+        """``preset``: the bridge.presets name whose values unmapped defaults take (default: the config's)."""
         self.config = config
+        self._preset_defaults = presets.get(preset or config.preset).param_defaults()
         self._state = state
         self._on_tick = on_tick
         self._lock = threading.Lock()
@@ -275,7 +278,7 @@ class GameMapper:
             return self.config.defaults[param]
         if param.startswith("weight."):
             return 1.0 if self.config.initial_state is None else 0.0
-        return DEFAULTS[param]
+        return self._preset_defaults.get(param, DEFAULTS[param])
 
     def _state_values(self, name: str | None) -> dict[str, float]:
         values = {p: self._default(p) for p in self._owned}

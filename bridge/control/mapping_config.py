@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge import conditioning as cond
+from bridge import presets
 from bridge.control import state as st
+from bridge.prefill import PrefillSpec, parse_prefill
 
 FRAME_RATE = 25.0  # frames per second of the frame clock (40 ms frames)
 CURVES = ("linear", "exp", "log", "s-curve")
@@ -104,6 +106,9 @@ class MappingConfig:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     initial_state: str | None = None
     midi: dict = field(default_factory=dict)  # raw [midi] table: drum_channel, cc (see midi_in.parse_cc_map)
+    preset: str | None = None  # bridge.presets name (`preset = "upstream-app"`)
+    prefill: PrefillSpec | None = None  # bridge.prefill.parse_prefill, paths relative to the TOML
+    num_cfgs: int | None = None  # 0, 1 or 2
 
     def param_range(self, param: str) -> tuple[float, float, bool]:
         """Range of a mappable parameter name; ValueError if unknown."""
@@ -124,14 +129,24 @@ class MappingConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, base_dir=Path(path).parent)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: dict) -> MappingConfig:
-        """Build from parsed TOML (a dict)."""
-        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi"})
+    def from_dict(cls, data: dict, base_dir: Path | None = None) -> MappingConfig:
+        """Build from parsed TOML (a dict); file paths in it are relative to ``base_dir`` (default: cwd)."""
+        _only(data, "", {"tempo", "prompts", "defaults", "rtpc", "states", "triggers", "initial_state", "midi",
+                         "preset", "prefill", "num_cfgs"})
+        preset = data.get("preset")
+        if preset is not None and preset not in presets.PRESETS:
+            raise ValueError(f"preset: {preset!r} is not one of {list(presets.NAMES)}")
+        prefill = data.get("prefill")
+        if prefill is not None:
+            prefill = parse_prefill(prefill, base_dir)
+        num_cfgs = data.get("num_cfgs")
+        if num_cfgs is not None and (isinstance(num_cfgs, bool) or num_cfgs not in cond.NUM_CFGS_CHOICES):
+            raise ValueError(f"num_cfgs: expected 0, 1 or 2, got {num_cfgs!r}")
         tempo = _table(data, "tempo")
         _only(tempo, "tempo", {"bpm", "beats_per_bar"})
         bpm = _num(tempo, "tempo.bpm", 120.0, 20.0, 400.0)
@@ -248,11 +263,12 @@ class MappingConfig:
         return cls(
             prompts=cfg.prompts, bpm=bpm, beats_per_bar=bpb, defaults=defaults,
             rtpcs=rtpcs, states=states, triggers=triggers, initial_state=initial, midi=midi,
+            preset=preset, prefill=prefill, num_cfgs=num_cfgs,
         )
 
-    def midi_drum_channel(self) -> int:
-        """Drum channel (1-based) from [midi], default 10."""
-        return int(self.midi.get("drum_channel", 10))
+    def midi_drum_channel(self, default: int | None = 10) -> int | None:
+        """Drum channel (1-based) from [midi], else ``default`` (the preset's; None: no drum channel)."""
+        return int(self.midi["drum_channel"]) if "drum_channel" in self.midi else default
 
 
 def _only(t: dict, where: str, allowed: set[str]) -> None:

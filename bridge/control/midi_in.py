@@ -18,11 +18,13 @@ is separate from the two transports that feed it:
 What the handler does with a message:
 
 - note on/off on any channel but the drum channel → pitch states (velocity-0
-  note-on is note-off);
+  note-on is note-off); each channel is its own voice, so a pitch held on two
+  channels is released by the second note-off;
 - note on/off on the drum channel (1-based, default 10) → drum notes (drum
   state PLAY for at least the next frame and while held);
-- CC 120 (all sound off), CC 123 (all notes off), and MIDI reset (0xFF) →
-  all notes off; CC 121 (reset controllers) is ignored;
+- CC 120 (all sound off) and CC 123 (all notes off) → that channel's notes
+  off (on the drum channel: the drum notes); MIDI reset (0xFF) → all notes
+  off; CC 121 (reset controllers) is ignored;
 - any other CC listed in the CC map → a parameter, scaled from 0..127 to the
   target's range.
 
@@ -153,10 +155,10 @@ class MidiHandler:
                 if msg.channel == self._drum:
                     s.drum_on(msg.note, vel) if vel else s.drum_off(msg.note)
                 else:
-                    s.note_on(msg.note, vel) if vel else s.note_off(msg.note)
+                    s.note_on(msg.note, vel, msg.channel) if vel else s.note_off(msg.note, msg.channel)
             elif msg.type == "control_change":
                 if msg.control in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
-                    s.all_notes_off()
+                    s.all_notes_off(msg.channel, drums=msg.channel == self._drum)
                 elif msg.control in self._cc:
                     self._apply_cc(self._cc[msg.control], msg.value)
                 elif msg.control != CC_RESET_CONTROLLERS:

@@ -182,6 +182,10 @@ ROUTES: tuple[Route, ...] = (
           STYLE),
     Route("/style/clear", (), lambda c, p, a: c.state.clear_style(),
           "Empty all six slots; the style becomes masked (unconditioned).", STYLE),
+    Route("/style/tail_mask", (_FLAG,), lambda c, p, a: c.state.set_style_tail_mask(a[0]),
+          "1: styles from prompts keep only their 6 coarsest levels, levels 6-11 are sent masked "
+          "(upstream's live engine; on with --preset upstream-app). 0 (default): all 12 levels. "
+          "/style/tokens are always used as given.", STYLE),
     # ---------------------------------------------------------------- notes
     Route("/note/on", (_PITCH, Arg("velocity", "int", 0, 127, optional=True, default=100,
                                    doc="0 means note-off; default 100")),
@@ -190,10 +194,17 @@ ROUTES: tuple[Route, ...] = (
     Route("/note/off", (_PITCH,), lambda c, p, a: c.state.note_off(a[0]),
           "Note off: the pitch is OFF (0) from the next frame (after its onset frame, if still pending).",
           NOTES),
+    Route("/notes/unmask_width", (Arg("width", "int", -1, 127),),
+          lambda c, p, a: c.state.set_unmask_width(None if a[0] < 0 else a[0]),
+          "What pitches that are not sounding are sent as. -1 (default): masked (-1) until first "
+          "played, then off (0) until /notes/clear. 0..127 (upstream's unmask width; 0 with --preset "
+          "upstream-app): off (0) within +-width of a sounding pitch, masked elsewhere; 127: every "
+          "pitch not sounding is off.", NOTES),
     Route("/notes", (Arg("state", "int", cond.MASKED, cond.NOTE_ANY, count=cond.NUM_PITCHES),),
           lambda c, p, a: c.state.set_notes(a),
           "All 128 pitch states at once: -1 masked, 0 off, 1 sustain, 2 onset (one frame, then 1), "
-          "3 sustain-or-onset (model decides).", NOTES),
+          "3 sustain-or-onset (model decides). With an unmask width (/notes/unmask_width >= 0) the "
+          "pitches sent as -1 or 0 follow the width instead.", NOTES),
     Route("/notes/panic", (), lambda c, p, a: c.state.all_notes_off(),
           "All notes off: every held pitch and drum note is released (OFF).", NOTES),
     Route("/notes/clear", (), lambda c, p, a: c.state.clear_notes(),
@@ -206,8 +217,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/drumless", (_FLAG,), lambda c, p, a: c.state.set_drumless(a[0]),
           "Force the drum state to 0 (no drums) whatever /drums or drum notes say.", NOTES),
     Route("/onset_mode", (_FLAG,), lambda c, p, a: c.state.set_onset_mode(a[0]),
-          "1 (default): a held note is ONSET then SUSTAIN. 0: held notes are sent as 3 "
-          "(sustain-or-onset), letting the model choose where to articulate.", NOTES),
+          "1 (default; upstream's \"Unmask\"): a held note is ONSET then SUSTAIN. 0 (upstream's "
+          "\"Mask\", its app's default): held notes are sent as 3 (sustain-or-onset), letting the "
+          "model choose where to articulate.", NOTES),
     Route("/midi_gate", (_FLAG,), lambda c, p, a: c.state.set_midi_gate(a[0]),
           "1: the output is gated: it fades out (1 s release) while no note or drum note is held "
           "or just struck, and back in (40 ms attack) on the next note, as upstream's app. "
@@ -218,11 +230,19 @@ ROUTES: tuple[Route, ...] = (
     _guidance("drums", cond.DEFAULT_CFG_DRUMS),
     Route("/temperature", (Arg("value", "float", st.TEMPERATURE_MIN, st.TEMPERATURE_MAX),),
           lambda c, p, a: c.state.set_temperature(a[0]),
-          "Sampling temperature (default 1.3); 0 is treated as 0.01 (near-greedy).", SAMPLING),
+          "Sampling temperature (default 1.3); 0 is exact greedy (argmax).", SAMPLING),
     Route("/top_k", (Arg("k", "int", st.TOP_K_MIN, st.TOP_K_MAX),),
           lambda c, p, a: c.state.set_top_k(a[0]), "Top-k sampling (default 40).", SAMPLING),
     Route("/seed", (Arg("seed", "int", st.SEED_MIN, st.SEED_MAX),),
-          lambda c, p, a: c.state.request_seed(a[0]), "Reseed the sampler at the next frame.", SAMPLING),
+          lambda c, p, a: c.state.request_seed(a[0]),
+          "Reset and reseed the sampler at the next frame (also the base of /seed_rotation).", SAMPLING),
+    Route("/seed_rotation", (Arg("rotation", "int", -1, st.SEED_ROTATION_MAX),),
+          lambda c, p, a: c.state.set_seed_rotation(None if a[0] < 0 else a[0]),
+          "-1 (default): /reset keeps the sampler's random stream (a new variation each time). "
+          "0..1000 (upstream's seed rotation; 0 with --preset upstream-app): every /reset reseeds "
+          "with the last /seed (else the start seed: 0, or render's --seed) + rotation, so a reset "
+          "replays the same variation.",
+          SAMPLING),
     Route("/reset", (), lambda c, p, a: c.state.request_reset(),
           "Reset the model's streaming state (fresh start) at the next frame.", SAMPLING),
     # ------------------------------------------------------------ transport

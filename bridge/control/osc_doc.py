@@ -33,18 +33,29 @@ out of range — is logged once per address and reason, counted in the status
 - A note-on makes its pitch **onset** (2) in the first frame after it,
   **sustain** (1) in later frames while held, **off** (0) after note-off. A
   note-on with velocity 0 is a note-off. A note on and off inside one frame
-  still gives one onset frame.
+  still gives one onset frame. Each MIDI channel (and OSC) is its own voice: a
+  pitch held by two voices in unison is released by the last note-off.
 - Pitches never played since start (or `/notes/clear`) are **masked** (-1):
   the model is free to play them. A released pitch stays **off** (0) — the
-  model is told not to play it — until `/notes/clear`.
-- **Onset mode** (`/onset_mode`, default 1): with 0, held pitches are sent as
-  3 (sustain-or-onset), so the model decides where to re-articulate.
+  model is told not to play it — until `/notes/clear`. With an **unmask
+  width** (`/notes/unmask_width W`, upstream's masking) pitches not sounding
+  are off only within +-W of a sounding pitch and masked elsewhere (W = 0:
+  only the sounding pitches are unmasked; W = 127: every other pitch is off).
+- **Onset mode** (`/onset_mode`, default 1, upstream's "Unmask"): with 0
+  (upstream's "Mask"), held pitches are sent as 3 (sustain-or-onset), so the
+  model decides where to re-articulate.
 - **MIDI gate** (`/midi_gate`, default 0): with 1, the output is muted in every
   frame in which no note or drum note is held or just struck.
 - **Drums**: the drum state is the latched `/drums` value (-1 masked by
   default, 0 none, 1 play). A drum note (MIDI drum channel, default 10) or
   `/drums/hit` makes it 1 (play) for at least the next frame and while held.
   `/drumless 1` forces 0.
+- **Presets**: `serve --preset upstream-app` (or `preset = "upstream-app"` in
+  the mapping config) selects upstream's app behaviour as a whole: Mask onset
+  mode, unmask width 0, style tail masking, the "piano" style before the
+  first prompt, the text->audio mapper, seed rotation 0 and MIDI notes on
+  every channel taken as pitches (so drums are only -1, or 0 with
+  `/drumless`). The README lists both presets side by side.
 
 ## Status reply
 
@@ -88,8 +99,9 @@ the first frame at or after its exact time.
 The same file may hold a `[midi]` table for `--midi jack|alsa`: `drum_channel`
 (1..16, default 10) and `cc` (`{ N = { param = ..., min = ..., max = ... } }`,
 N 0..119; param as above, or `slot.N.weight`, or `game.NAME` for an RTPC).
-Without one, CC 7 sets the volume 0..1. CC 120/123 and MIDI reset release all
-notes.
+Without one, CC 7 sets the volume 0..1. CC 120/123 release the notes of the
+channel they arrive on (on the drum channel: the drum notes); MIDI reset
+(and `/notes/panic`) release all notes.
 """
 
 

@@ -278,6 +278,9 @@ class OscServer:
         self.coalesced = 0   # value messages superseded by a later one in the same batch
         self.replies_limited = 0
         self.isolations = 0  # flooding senders moved to their own socket
+        self._count_lock = threading.Lock()  # the web studio's thread counts here too
+        # Called with (address, args) for every applied message (e.g. the web studio's recorder).
+        self.listeners: list[Callable[[str, list], None]] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -344,8 +347,7 @@ class OscServer:
                 # what an isolated sender queued here before it was moved: shed at once
                 n = len(batch)
                 batch = [item for item in batch if item[1] not in self._isolated]
-                self.shed += n - len(batch)
-                self.received += n - len(batch)
+                self._count(n - len(batch), shed=n - len(batch))
             if not batch:
                 continue
             entry = None if main else self._isolated.get(batch[0][1])
@@ -416,11 +418,9 @@ class OscServer:
             kind, key = self._kind(item[0])
             if kind == "value" and key in latest:
                 kept[latest[key]] = None
-                self.coalesced += 1
-                self.received += 1
+                self._count(1, coalesced=1)
             elif len(kept) >= KEEP_MAX or (kind == "event" and events >= EVENT_CAP):
-                self.shed += 1
-                self.received += 1
+                self._count(1, shed=1)
                 continue
             if kind == "value":
                 latest[key] = len(kept)
@@ -431,6 +431,13 @@ class OscServer:
         for item in kept:
             if item is not None:
                 self.handle_datagram(*item)
+
+    def _count(self, received: int, shed: int = 0, coalesced: int = 0) -> None:
+        """Count messages that arrive but are not dispatched."""
+        with self._count_lock:
+            self.received += received
+            self.shed += shed
+            self.coalesced += coalesced
 
     def _kind(self, data: bytes) -> tuple[str, bytes]:
         """'value' (latest wins) or 'event' for a raw datagram, from its address; cached."""
@@ -452,29 +459,51 @@ class OscServer:
         try:
             messages = _split_packet(data)
         except ValueError as exc:
-            self.received += 1
+            self._count(1)
             self._reject(_address_of(data), f"not an OSC packet ({exc})")
             return
         if len(messages) > MAX_MESSAGES_PER_DATAGRAM:
-            self.received += len(messages) - MAX_MESSAGES_PER_DATAGRAM
-            self.shed += len(messages) - MAX_MESSAGES_PER_DATAGRAM
+            extra = len(messages) - MAX_MESSAGES_PER_DATAGRAM
+            self._count(extra, shed=extra)
             self._reject("<datagram>", f"bundle of more than {MAX_MESSAGES_PER_DATAGRAM} messages "
                          "(the rest were dropped)", count=False)
             messages = messages[:MAX_MESSAGES_PER_DATAGRAM]
         for msg in messages:
+            self.handle_message(msg.address, list(msg.params), sender)
+
+    def handle_message(self, address: str, args: list, sender: tuple[str, int]) -> str | None:
+        """Dispatch one message from any transport (OSC, the web studio); never raises.
+
+        Counted, validated and logged exactly like a datagram's messages. Returns
+        None when it was applied, else the reason it was rejected. Applied
+        messages are passed to every callable in ``listeners`` (address, args).
+        """
+        with self._count_lock:
             self.received += 1
-            try:
-                osc_api.dispatch(self._ctx, msg.address, list(msg.params), sender)
-            except LookupError:
-                self._reject(msg.address, "unknown address")
-            except ValueError as exc:
-                self._reject(msg.address, str(exc))
-            except Exception:
+        try:
+            osc_api.dispatch(self._ctx, address, args, sender)
+        except LookupError:
+            reason = "unknown address"
+        except ValueError as exc:
+            reason = str(exc)
+        except Exception:
+            with self._count_lock:
                 self.rejected += 1
-                log.exception("OSC %s: handler failed", msg.address)
+            log.exception("OSC %s: handler failed", address)
+            return "handler failed"
+        else:
+            for listener in self.listeners:
+                try:
+                    listener(address, args)
+                except Exception:
+                    log.exception("OSC listener %r failed", listener)
+            return None
+        self._reject(address, reason)
+        return reason
 
     def _reject(self, address: str, reason: str, count: bool = True) -> None:
-        self.rejected += count
+        with self._count_lock:
+            self.rejected += count
         address = address[:80]
         found = osc_api.match(address)
         key_addr = found[0].address if found else address

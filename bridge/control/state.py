@@ -7,20 +7,34 @@ calls :meth:`ControlState.snapshot` once per frame boundary and gets an
 immutable :class:`ControlSnapshot`. Never call anything here from an audio
 callback: it takes a lock.
 
-Note semantics (see docs/osc-api.md, "Notes and drums"):
+Note semantics (see docs/osc-api.md, "Notes and drums"; the state machine is
+upstream's live engine's, in bridge/control/notes.py):
 
 - a note-on makes its pitch ONSET (2) in the first snapshot after it, SUSTAIN
   (1) in later snapshots while held, OFF (0) after note-off; a velocity-0
   note-on is a note-off; a note on+off inside one frame still yields one onset
-  frame (then OFF);
-- pitches never touched since start or ``clear_notes()`` are MASKED (-1): the
-  model is free to play them. A released pitch stays OFF (0) until
-  ``clear_notes()``.
-- onset mode (default on): when off, held pitches are sent as 3
-  ("sustain or onset", the model decides the articulation) instead of 2 then 1;
+  frame (then OFF); a pitch held by two voices (MIDI channels, or OSC) is
+  released by the last note-off;
+- masking policy (unmask width, default ``None``, ours): pitches never touched
+  since start or ``clear_notes()`` are MASKED (-1), the model is free to play
+  them; a released pitch stays OFF (0) until ``clear_notes()``. With an
+  unmask width W (0..127, upstream's): W >= 127 sends OFF for every pitch not
+  sounding, smaller W sends OFF only within +-W of a sounding pitch and MASKED
+  elsewhere;
+- onset mode (default on, upstream's "Unmask"): when off (upstream's "Mask"),
+  held pitches are sent as 3 ("sustain or onset", the model decides the
+  articulation) instead of 2 then 1;
 - MIDI gate (default off): when on, ``snapshot.gated`` is set in every frame
   in which no pitch or drum note is held or just struck; the output then fades
   out (1 s release) and back in (40 ms attack) when a note comes.
+
+Style: prompt results can have their finer levels masked (style tail masking,
+upstream's levels 6..11); raw ``set_style_tokens`` are always used as given.
+A default style (upstream's "piano" tokens) may stand in until the first
+prompt. Seed rotation (``None`` by default: a reset keeps the sampler's random
+stream): when set, every reset reseeds the sampler with the last ``/seed``
+(else the engine's start seed, ``set_seed_base``) plus the rotation, so a
+reset replays the same variation.
 """
 
 from __future__ import annotations
@@ -35,21 +49,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge import conditioning as cond
+from bridge.control.notes import API_SOURCE, NUM_MIDI_CHANNELS, UNMASK_WIDTH_MAX, NoteTracker
 from bridge.control.style_protocol import StyleResolver
 
 log = logging.getLogger(__name__)
 
 NUM_SLOTS = 6
 WEIGHT_MIN, WEIGHT_MAX = 0.0, 10.0
-TEMPERATURE_MIN, TEMPERATURE_MAX = 0.0, 3.0
-# Temperature handed to the engine never goes below this (0 means "greedy").
-TEMPERATURE_FLOOR = 0.01
+TEMPERATURE_MIN, TEMPERATURE_MAX = 0.0, 3.0  # 0 is exact greedy (the engine adds T * gumbel)
 TOP_K_MIN, TOP_K_MAX = 1, 1024
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
 VOLUME_MIN, VOLUME_MAX = 0.0, 2.0
 VOLUME_DB_MIN, VOLUME_DB_MAX = -60.0, 12.0
 BUFFER_SAMPLES_MIN, BUFFER_SAMPLES_MAX = 1920, 96000
 GUIDANCE_NAMES = ("style", "notes", "drums")
+SEED_ROTATION_MIN, SEED_ROTATION_MAX = 0, 1000  # upstream's AUv3 parameter range
+# Upstream keeps only the coarsest style levels (mlx_engine.h kMusicCoCaMaskedTailLevels = 6).
+STYLE_TAIL_MASKED_LEVELS = 6
 # A style request with no answer after this long no longer blocks new ones.
 STYLE_REQUEST_TIMEOUT_S = 5.0
 
@@ -110,6 +126,13 @@ def _check_pitch(pitch: int) -> int:
     return _check_int("pitch", pitch, 0, cond.NUM_PITCHES - 1)
 
 
+def _source(channel: int | None) -> int:
+    """The note tracker's voice source for a MIDI channel 0..15 (None: OSC/API)."""
+    if channel is None:
+        return API_SOURCE
+    return _check_int("MIDI channel", channel, 0, NUM_MIDI_CHANNELS - 1)
+
+
 def _check_tokens(tokens: object) -> np.ndarray:
     try:
         arr = np.asarray(tokens)
@@ -136,11 +159,12 @@ class ControlState:
         self._style_applied_gen = 0   # generation of the tokens in use
         self._style_in_flight_since: float | None = None
         self._style_dirty = False
+        self._style_raw = False       # tokens came from set_style_tokens (never tail-masked)
+        self._style_tail_mask = False
+        self._default_style: np.ndarray | None = None
         # notes
-        self._held = np.zeros(cond.NUM_PITCHES, bool)
-        self._onset = np.zeros(cond.NUM_PITCHES, bool)
-        self._touched = np.zeros(cond.NUM_PITCHES, bool)
-        self._free = np.zeros(cond.NUM_PITCHES, bool)  # held as 3 (set via set_notes)
+        self._notes = NoteTracker()
+        self._unmask_width: int | None = None
         self._drum_held = np.zeros(cond.NUM_PITCHES, bool)
         self._drum_hit = False
         self._drums = cond.MASKED
@@ -153,6 +177,8 @@ class ControlState:
         self._temperature = cond.DEFAULT_TEMPERATURE
         self._top_k = cond.DEFAULT_TOP_K
         self._seed: int | None = None
+        self._seed_base = 0
+        self._seed_rotation: int | None = None
         self._reset = False
         self._buffer_samples: int | None = None
         self._paused = False
@@ -222,6 +248,7 @@ class ControlState:
             self._style_gen += 1
             self._style_applied_gen = self._style_gen
             self._style_tokens = None
+            self._style_raw = False
             self._style_dirty = False
             self._bump()
 
@@ -232,7 +259,22 @@ class ControlState:
             self._style_gen += 1
             self._style_applied_gen = self._style_gen
             self._style_tokens = arr
+            self._style_raw = True
             self._style_dirty = False
+            self._bump()
+
+    def set_style_tail_mask(self, on: bool) -> None:
+        """On: prompt-derived style levels 6..11 are sent masked (upstream's live engine)."""
+        self._set_flag("_style_tail_mask", on)
+
+    def set_default_style(self, tokens: object | None) -> None:
+        """Style tokens used until the first prompt or token change (None: masked, ours)."""
+        arr = None if tokens is None else _check_tokens(tokens)
+        with self._lock:
+            self._default_style = arr
+            if self._style_gen == 0:  # nothing chosen yet: the default stands in now
+                self._style_tokens = arr
+                self._style_raw = False
             self._bump()
 
     def _style_changed_locked(self) -> None:
@@ -243,6 +285,7 @@ class ControlState:
             # Nothing active: the style is masked right away.
             self._style_applied_gen = self._style_gen
             self._style_tokens = None
+            self._style_raw = False
             self._style_dirty = False
 
     def _request_style(self) -> None:
@@ -281,31 +324,32 @@ class ControlState:
             if arr is not None and gen > self._style_applied_gen:
                 self._style_applied_gen = gen
                 self._style_tokens = arr
+                self._style_raw = False
                 self._bump()
         self._request_style()
 
     # ------------------------------------------------------------------- notes
-    def note_on(self, pitch: int, velocity: int = 100) -> None:
-        """Pitch on (onset in the next frame); velocity 0 means note-off."""
+    def note_on(self, pitch: int, velocity: int = 100, channel: int | None = None) -> None:
+        """Pitch on (onset in the next frame); velocity 0 means note-off.
+
+        ``channel``: the MIDI channel 0..15 holding the note, or None for OSC/API.
+        """
         pitch = _check_pitch(pitch)
         velocity = _check_int("velocity", velocity, 0, 127)
+        source = _source(channel)
         if velocity == 0:
-            self.note_off(pitch)
+            self.note_off(pitch, channel)
             return
         with self._lock:
-            self._held[pitch] = True
-            self._onset[pitch] = True
-            self._touched[pitch] = True
-            self._free[pitch] = False
+            self._notes.note_on(pitch, source)
             self._bump()
 
-    def note_off(self, pitch: int) -> None:
-        """Pitch off (OFF from the next frame, after any pending onset frame)."""
+    def note_off(self, pitch: int, channel: int | None = None) -> None:
+        """Release ``channel``'s voice on a pitch (OFF from the next frame once no voice holds it)."""
         pitch = _check_pitch(pitch)
+        source = _source(channel)
         with self._lock:
-            self._held[pitch] = False
-            self._touched[pitch] = True
-            self._free[pitch] = False
+            self._notes.note_off(pitch, source)
             self._bump()
 
     def set_notes(self, states: object) -> None:
@@ -319,30 +363,36 @@ class ControlState:
         if ((arr < cond.MASKED) | (arr > cond.NOTE_ANY)).any():
             raise ValueError("notes: each pitch state must be in -1..3")
         with self._lock:
-            self._held[:] = arr >= cond.NOTE_SUSTAIN
-            self._onset[:] = arr == cond.NOTE_ONSET
-            self._free[:] = arr == cond.NOTE_ANY
-            self._touched[:] = arr != cond.MASKED
+            self._notes.set_states(arr)
             self._bump()
 
-    def all_notes_off(self) -> None:
-        """Release every held pitch and drum note (MIDI all-notes-off / panic)."""
+    def all_notes_off(self, channel: int | None = None, drums: bool | None = None) -> None:
+        """Release held pitches: all (panic, ``channel=None``) or one MIDI channel's (CC 120/123).
+
+        ``drums``: also release drum notes; default: only for a panic.
+        """
+        source = None if channel is None else _source(channel)
         with self._lock:
-            self._touched |= self._held
-            self._held[:] = False
-            self._free[:] = False
-            self._drum_held[:] = False
+            self._notes.release_source(source)
+            release_drums = channel is None if drums is None else drums
+            if release_drums:
+                self._drum_held[:] = False
             self._bump()
 
     def clear_notes(self) -> None:
         """Forget all pitches: every pitch back to MASKED (-1), drum notes released."""
         with self._lock:
-            self._held[:] = False
-            self._onset[:] = False
-            self._touched[:] = False
-            self._free[:] = False
+            self._notes.clear()
             self._drum_held[:] = False
             self._drum_hit = False
+            self._bump()
+
+    def set_unmask_width(self, width: int | None) -> None:
+        """Masking of pitches not sounding: None = ours (sticky), 0..127 = upstream's unmask width."""
+        if width is not None:
+            width = _check_int("unmask width", width, 0, UNMASK_WIDTH_MAX)
+        with self._lock:
+            self._unmask_width = width
             self._bump()
 
     # ------------------------------------------------------------------- drums
@@ -389,7 +439,7 @@ class ControlState:
             self._bump()
 
     def set_temperature(self, value: float) -> None:
-        """Sampling temperature 0..3 (0 = near-greedy, sent as 0.01)."""
+        """Sampling temperature 0..3 (0 = exact greedy)."""
         value = _check_range("temperature", value, TEMPERATURE_MIN, TEMPERATURE_MAX)
         with self._lock:
             self._temperature = value
@@ -407,6 +457,22 @@ class ControlState:
         seed = _check_int("seed", seed, SEED_MIN, SEED_MAX)
         with self._lock:
             self._seed = seed
+            self._seed_base = seed
+            self._bump()
+
+    def set_seed_base(self, seed: int) -> None:
+        """The seed the engine started with: what seed rotation adds to until a /seed arrives."""
+        seed = _check_int("seed", seed, SEED_MIN, SEED_MAX)
+        with self._lock:
+            self._seed_base = seed
+
+    def set_seed_rotation(self, rotation: int | None) -> None:
+        """None: a reset keeps the random stream (ours). 0..1000: every reset reseeds with
+        the seed base (last /seed, else the start seed) + rotation: the same variation (upstream's)."""
+        if rotation is not None:
+            rotation = _check_int("seed rotation", rotation, SEED_ROTATION_MIN, SEED_ROTATION_MAX)
+        with self._lock:
+            self._seed_rotation = rotation
             self._bump()
 
     def request_reset(self) -> None:
@@ -480,14 +546,8 @@ class ControlState:
         """Run frame hooks, then return this frame's controls; consumes one-shot requests."""
         self._run_hooks(frame_index)
         with self._lock:
-            notes = np.where(self._touched, cond.NOTE_OFF, cond.MASKED).astype(np.int32)
-            sounding = self._held | self._onset
-            if self._onset_mode:
-                notes[self._held] = cond.NOTE_SUSTAIN
-                notes[self._onset] = cond.NOTE_ONSET
-                notes[self._held & self._free] = cond.NOTE_ANY
-            else:
-                notes[sounding] = cond.NOTE_ANY
+            sounding = self._notes.sounding()
+            notes = self._notes.frame(self._onset_mode, self._unmask_width)
             drum_active = self._drum_hit or bool(self._drum_held.any())
             if self._drumless:
                 drums = cond.DRUMS_NONE
@@ -495,8 +555,15 @@ class ControlState:
                 drums = cond.DRUMS_PLAY
             else:
                 drums = self._drums
+            style = self._style_tokens
+            if style is not None and self._style_tail_mask and not self._style_raw:
+                style = style.copy()
+                style[cond.NUM_STYLE_TOKENS - STYLE_TAIL_MASKED_LEVELS:] = cond.MASKED
+            seed = self._seed
+            if self._reset and seed is None and self._seed_rotation is not None:
+                seed = (self._seed_base + self._seed_rotation) % (SEED_MAX + 1)
             vec = cond.build_vector(
-                self._style_tokens, notes, drums,
+                style, notes, drums,
                 self._guidance["style"], self._guidance["notes"], self._guidance["drums"],
             )
             vec.setflags(write=False)
@@ -504,9 +571,9 @@ class ControlState:
             snap = ControlSnapshot(
                 frame_index=int(frame_index),
                 conditioning=vec,
-                temperature=max(TEMPERATURE_FLOOR, self._temperature),
+                temperature=self._temperature,
                 top_k=self._top_k,
-                seed=self._seed,
+                seed=seed,
                 reset=self._reset,
                 paused=self._paused,
                 muted=self._muted,
@@ -516,7 +583,6 @@ class ControlState:
                 buffer_samples=self._buffer_samples,
                 guidance=(self._guidance["style"], self._guidance["notes"], self._guidance["drums"]),
             )
-            self._onset[:] = False
             self._drum_hit = False
             self._seed = None
             self._reset = False
@@ -541,9 +607,13 @@ class ControlState:
                 "volume": self._volume,
                 "drumless": self._drumless,
                 "onset_mode": self._onset_mode,
+                "unmask_width": self._unmask_width,
+                "style_tail_mask": self._style_tail_mask,
+                "default_style": None if self._default_style is None else self._default_style.tolist(),
+                "seed_rotation": self._seed_rotation,
                 "midi_gate": self._midi_gate,
                 "drums": self._drums,
-                "notes_held": np.nonzero(self._held)[0].tolist(),
+                "notes_held": np.nonzero(self._notes.voices.any(axis=0))[0].tolist(),
                 "drum_notes_held": np.nonzero(self._drum_held)[0].tolist(),
             }
         out["conditioning"] = None if last is None else summarize(last.conditioning)

@@ -58,10 +58,16 @@ class ServeOptions:
     jack_autoconnect: bool = True
     threads: int | None = None
     midi_connect: str | None = None
+    num_cfgs: int = 2
+    overlap: bool = True
+    preset: str = "default"  # a bridge.presets name
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
 
 
 # (options, control state, status provider, the open and started audio sink) -> closers.
 # The sink is passed so that MIDI can share the JACK audio client (one `mrt-bridge` client).
+# With --web the factory also gets ``web=`` the bound WebStudio, to attach to the OSC dispatch.
 InputsFactory = Callable[[ServeOptions, ControlState, Callable[[], dict], Sink], list[Closeable]]
 
 
@@ -81,6 +87,7 @@ class Daemon:
         self.ring: AudioRing | None = None
         self.loop: FrameLoop | None = None
         self.pcm: PcmStreamServer | None = None
+        self.web = None  # bridge.web.server.WebStudio with --web
         self.inputs: list[Closeable] = []
         self.started_at = time.monotonic()
         self.exit_reason = ""
@@ -104,6 +111,8 @@ class Daemon:
             out["sink"] = self.sink.status()
         if self.pcm is not None:
             out["pcm"] = self.pcm.status()
+        if self.web is not None:
+            out["web"] = self.web.status()
         return out
 
     # -- life cycle ---------------------------------------------------------------
@@ -115,6 +124,12 @@ class Daemon:
             prepare(opts)  # config checked, OSC port bound: before any output is opened
         if opts.pcm_port is not None:
             self.pcm = PcmStreamServer(opts.pcm_port)
+        taps = (self.pcm,) if self.pcm is not None else ()
+        trace = FrameTrace(opts.trace)
+        if opts.web_port is not None:  # binds its port too: before any output is opened
+            from bridge.web.server import WebStudio
+            self.web = WebStudio(opts.web_host, opts.web_port, trace)
+            taps = (*taps, self.web.tap)
         # Sized for the highest rate a sink may run at; the sink decides the real rate on open().
         self.ring = AudioRing(ring_capacity(max(MAX_BUFFER_FRAMES, opts.buffer_frames), MAX_SINK_RATE))
         self.sink = make_sink(opts.audio, self.ring, jack_autoconnect=opts.jack_autoconnect)
@@ -125,10 +140,8 @@ class Daemon:
         # The model loads after the sink opened, so a missing audio output fails fast.
         self.engine = self.make_engine()
         self.control = self.make_control(self.engine)
-        taps = (self.pcm,) if self.pcm is not None else ()
-        trace = FrameTrace(opts.trace)
         self.loop = FrameLoop(self.engine, self.control, self.ring, buffer_frames=opts.buffer_frames,
-                              out_rate=rate, taps=taps, trace=trace)
+                              out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
         self.loop.start()
         if not self.loop.wait_filled(FILL_TIMEOUT_S):
             raise RuntimeError(self.loop.failed or
@@ -137,10 +150,13 @@ class Daemon:
         self.ring.reset_low_water()
         self.sink.start()
         if self.inputs_factory is not None:
-            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink)
-        latency = opts.buffer_frames * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
-        log.info("serving: audio=%s (%d Hz), buffer %d frames, control latency about %.0f ms",
-                 self.sink.name, rate, self.loop.buffer_frames, 1000 * latency)
+            extra = {} if self.web is None else {"web": self.web}
+            self.inputs = self.inputs_factory(opts, self.control, self.status, self.sink, **extra)
+        frames_ahead = opts.buffer_frames + self.loop.codec.latency_frames
+        latency = frames_ahead * FRAME_SAMPLES / SAMPLE_RATE + self.sink.latency_frames() / rate
+        log.info("serving: audio=%s (%d Hz), buffer %d frames%s, guidance rows %d, control latency about %.0f ms",
+                 self.sink.name, rate, self.loop.buffer_frames,
+                 " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, 1000 * latency)
 
     def run(self, stop: threading.Event) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
@@ -197,6 +213,8 @@ class Daemon:
             self.sink.stop()
         if self.pcm is not None:
             self.pcm.close()
+        if self.web is not None:
+            self.web.close()
         if self.loop is not None:
             status = self.loop.status()
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",

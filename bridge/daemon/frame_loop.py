@@ -1,11 +1,15 @@
 """The frame-loop thread: owns the Engine and keeps the audio ring topped up.
 
 Each frame: ``snap = control.snapshot(i)``; a reset or seed request resets
-the engine (reseeded when a seed came with it); ``engine.step`` unless
-paused (paused frames are silence, so the sink does not underrun); volume,
-mute, pause and the MIDI gate through click-free envelopes
-(bridge/audio/gain.py; a pause first fades out); resample to the sink's rate if needed; push to the ring; publish to
-taps (the PCM stream) at 48 kHz; record timing and the trace.
+the engine (reseeded when a seed came with it); the model step
+(``engine.generate`` with the snapshot's guidance) unless paused (paused frames
+are silence, so the sink does not underrun; a pause first fades out). The
+codec decodes each frame on its own thread while the next frame is generated
+(:mod:`bridge.pipeline`, one frame of added latency; ``overlap=False`` decodes
+in line). A decoded frame gets its own snapshot's volume, mute, pause and MIDI
+gate through click-free envelopes (bridge/audio/gain.py), is resampled to the
+sink's rate if needed, pushed to the ring, published to taps (the PCM stream)
+at 48 kHz, and traced.
 
 Pacing: a new frame is produced only while the ring holds less than
 ``buffer_frames`` frames, so control changes reach the ear after about
@@ -28,6 +32,7 @@ from bridge import FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.gain import OutputGain
 from bridge.audio.resample import LinearResampler
 from bridge.audio.ring import AudioRing
+from bridge.pipeline import CodecOverlap
 
 from .stats import RollingTimes
 from .trace import FrameTrace
@@ -55,10 +60,13 @@ class FrameLoop:
 
     def __init__(self, engine, control, ring: AudioRing, *, buffer_frames: int = DEFAULT_BUFFER_FRAMES,
                  out_rate: int = SAMPLE_RATE, taps: tuple[FrameTap, ...] = (),
-                 trace: FrameTrace | None = None) -> None:
+                 trace: FrameTrace | None = None, overlap: bool = True) -> None:
         if buffer_frames < 1:
             raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
         self.engine = engine
+        self.codec = CodecOverlap(engine, overlap)
+        # The frame whose audio the codec is making: (frame index, its snapshot, wall time, step ms).
+        self._in_flight: tuple | None = None
         self.control = control
         self.ring = ring
         self.out_rate = int(out_rate)
@@ -69,7 +77,8 @@ class FrameLoop:
         self.taps = tuple(taps)
         self.trace = trace if trace is not None else FrameTrace()
         self.step_times = RollingTimes()
-        self.frame_index = 0
+        self.frame_index = 0  # frames generated (one of them may still be in the codec)
+        self.frames_out = 0  # frames pushed to the ring
         self.engine_resets = 0
         self.failed: str | None = None
         self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
@@ -119,6 +128,7 @@ class FrameLoop:
             log.exception("frame loop failed at frame %d", self.frame_index)
             self.failed = f"frame loop failed at frame {self.frame_index}: {exc}"
         finally:
+            self.codec.close()
             self.trace.close()
 
     def _produce_one(self) -> None:
@@ -128,37 +138,57 @@ class FrameLoop:
         if snap.buffer_samples is not None:
             self._set_buffer(snap.buffer_samples)
         if snap.reset or snap.seed is not None:
+            self._output_in_flight(self.codec.flush())  # it belongs to the stream before the reset
             self.engine.reset(seed=snap.seed)
             self.gain.reset()
             self.engine_resets += 1
             log.info("engine reset at frame %d%s", i, "" if snap.seed is None else f" (seed {snap.seed})")
-        step_ms = None
-        if not self.gain.needs_audio(snap.paused):
+        self.frame_index = i + 1
+        if not self.gain.needs_audio(snap.paused):  # paused, and the fade-out is done
+            self._output_in_flight(self.codec.flush())
+            self._output(self._silence, i, snap, wall, None)
+            return
+        t0 = time.perf_counter()
+        frame = self.engine.generate(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
+        done = self.codec.push(frame)
+        step_ms = (time.perf_counter() - t0) * 1e3
+        self.step_times.add(step_ms)
+        previous, self._in_flight = self._in_flight, (i, snap, wall, step_ms)
+        if done is None:
+            return
+        if previous is None:  # decoded in line (no overlap): it is this frame
+            previous, self._in_flight = self._in_flight, None
+        self._output_frame(done.audio, previous)
+
+    def _output_in_flight(self, done) -> None:
+        if done is not None and self._in_flight is not None:
+            meta, self._in_flight = self._in_flight, None
+            self._output_frame(done.audio, meta)
+
+    def _output_frame(self, audio: np.ndarray | None, meta: tuple) -> None:
+        i, snap, wall, step_ms = meta
+        if audio is None:
+            if not self._warned_no_audio:
+                log.warning("model package has no codec decoder: output is silence")
+                self._warned_no_audio = True
             audio = self._silence
         else:
-            t0 = time.perf_counter()
-            frame = self.engine.step(snap.conditioning, temperature=snap.temperature, top_k=snap.top_k)
-            step_ms = (time.perf_counter() - t0) * 1e3
-            self.step_times.add(step_ms)
-            audio = frame.audio
-            if audio is None:
-                if not self._warned_no_audio:
-                    log.warning("model package has no codec decoder: output is silence")
-                    self._warned_no_audio = True
-                audio = self._silence
-            else:
-                audio = self.gain.process(audio, snap.volume, muted=snap.muted, paused=snap.paused,
-                                          gated=snap.gated)
+            audio = self.gain.process(audio, snap.volume, muted=snap.muted, paused=snap.paused,
+                                      gated=snap.gated)
+        self._output(audio, i, snap, wall, step_ms)
+
+    def _output(self, audio: np.ndarray, i: int, snap, wall: float, step_ms: float | None) -> None:
+        """Resample, push to the ring (waiting while it is full), publish to taps, trace."""
         out = self.resampler.process(audio)
         fill_before = self.ring.fill
         while not self.ring.write(out):  # only if the consumer stalled; never drop produced audio
             if self._stop.wait(POLL_S):
                 return
+        self.frames_out += 1
         for tap in self.taps:
             tap.publish(audio, i)
         play_at = time.time() + fill_before / self.out_rate
         self.trace.record(i, wall, play_at, step_ms, snap, fill_before)
-        self.frame_index = i + 1
 
     def _set_buffer(self, samples: int) -> None:
         frames = max(1, min(self.max_buffer_frames, math.ceil(samples / FRAME_SAMPLES)))
@@ -171,10 +201,14 @@ class FrameLoop:
         """Frame loop figures for the status reply (plain JSON types)."""
         ring = self.ring.stats()
         return {
-            "frames": self.frame_index,
+            "frames": self.frames_out,
+            "frames_generated": self.frame_index,
             "step_ms": {**self.step_times.percentiles(), "max": round(self.step_times.maximum, 3)},
             "buffer_frames": self.buffer_frames,
             "buffer_ms": self.buffer_frames * 40,
+            "codec_overlap_frames": self.codec.latency_frames,
+            "num_cfgs": getattr(self.engine, "num_cfgs", None),
+            "prefill_frames": getattr(self.engine, "prefilled_frames", 0),
             "ring_fill_ms": round(1000 * ring["fill"] / self.out_rate, 1),
             "ring_low_water_ms": round(1000 * ring["low_water"] / self.out_rate, 1),
             "underruns": ring["underruns"],

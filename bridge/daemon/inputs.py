@@ -36,11 +36,15 @@ class _Stopper:
 
 
 def build_control(opts: ServeOptions, engine) -> ControlState:
-    """The control state, with the model package's style service attached when it has one."""
+    """The control state (preset applied), with the package's style service when it has one."""
+    from bridge import presets
     from bridge.style.service import service_for_package
 
     control = ControlState()
-    resolver = service_for_package(engine.package.root, opts.palette)
+    preset = presets.get(opts.preset)
+    preset.apply(control)
+    log.info("preset %s: %s", preset.name, preset.summary)
+    resolver = service_for_package(engine.package.root, opts.palette, use_mapper=preset.use_mapper)
     if resolver is not None:
         control.set_style_resolver(resolver)
     return control
@@ -75,10 +79,10 @@ class ControlInputs:
         self.osc_sock = bind_osc_socket(opts.osc_host, opts.osc_port)
 
     def __call__(self, opts: ServeOptions, control: ControlState, status_provider: Callable[[], dict],
-                 sink: Sink | None = None) -> list[Closeable]:
+                 sink: Sink | None = None, web=None) -> list[Closeable]:
         sock, self.osc_sock = self.osc_sock, None
         try:
-            return start_inputs(opts, control, status_provider, sink, config=self.config, osc_sock=sock)
+            return start_inputs(opts, control, status_provider, sink, web, config=self.config, osc_sock=sock)
         except BaseException:
             if sock is not None:
                 sock.close()
@@ -92,13 +96,14 @@ class ControlInputs:
 
 
 def start_inputs(opts: ServeOptions, control: ControlState,
-                 status_provider: Callable[[], dict], sink: Sink | None = None, *,
-                 config=None, osc_sock=None) -> list[Closeable]:
+                 status_provider: Callable[[], dict], sink: Sink | None = None,
+                 web=None, *, config=None, osc_sock=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
-    MIDI input port is registered on the sink's own client. ``config`` and
-    ``osc_sock``: already loaded / bound by :meth:`ControlInputs.prepare`.
+    MIDI input port is registered on the sink's own client. ``web``: the bound
+    WebStudio of ``--web``; its page messages go through the OSC server's dispatch.
+    ``config`` and ``osc_sock``: already loaded / bound by :meth:`ControlInputs.prepare`.
     """
     from bridge.control.osc_server import OscServer
 
@@ -115,7 +120,7 @@ def start_inputs(opts: ServeOptions, control: ControlState,
             for tick in ticks:
                 tick(kind, beat, bar, in_bar)
 
-        mapper = GameMapper(config, control, on_tick=on_tick)
+        mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
         control.add_frame_hook(mapper.advance)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
@@ -126,6 +131,10 @@ def start_inputs(opts: ServeOptions, control: ControlState,
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
+        if web is not None:
+            web.attach(osc, control, mapper)
+            web.start()
+            started.append(web)
         midi = _start_midi(opts, control, mapper, config, sink)
         if midi is not None:
             started.append(midi)
@@ -136,16 +145,19 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     return started
 
 
-def _midi_mapping(mapper, config) -> dict:
-    """MidiHandler keyword arguments from the mapping file's [midi] table (defaults without one)."""
+def _midi_mapping(mapper, config, preset: str = "default") -> dict:
+    """MidiHandler keyword arguments from the mapping file's [midi] table (the preset's without one)."""
+    from bridge import presets
+
+    drum_channel = presets.get(preset).drum_channel
     if config is None:
-        return {"mapper": mapper}
+        return {"mapper": mapper, "drum_channel": drum_channel}
     from bridge.control.midi_in import parse_cc_map
 
     cc = config.midi.get("cc")
     return {
         "mapper": mapper,
-        "drum_channel": config.midi_drum_channel(),
+        "drum_channel": config.midi_drum_channel(drum_channel),
         # No [midi.cc] in the file keeps the built-in map (CC 7 = volume).
         "cc_map": None if cc is None else parse_cc_map(cc),
     }
@@ -164,7 +176,7 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
 
     audio_kind = parse_audio_spec(opts.audio)[0]
     api = mode if mode != "auto" else ("jack" if audio_kind == "jack" else "alsa")
-    kwargs = _midi_mapping(mapper, config)
+    kwargs = _midi_mapping(mapper, config, opts.preset)
     try:
         if api == "jack" and isinstance(sink, JackSink):
             # One JACK client for audio and MIDI: the port is exactly mrt-bridge:midi_in.

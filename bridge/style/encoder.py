@@ -10,6 +10,9 @@ follows upstream ``magenta_rt/musiccoca.py``:
   zero-padded), each clip -> preprocessor -> music encoder; clip embeddings
   are averaged.
 * tokens: the quantizer's output flattened, first 12 values.
+* mapper (optional ``mapper.onnx``, upstream's ``embed_style(use_mapper=True)``):
+  a text embedding and seed-0 Gaussian noise (``np.random.RandomState(0)``)
+  in, the output L2-normalised.
 
 Sessions are created lazily and are used from one thread at a time (the
 style service's worker).
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "musiccoca.json"
 BYTE_TOKENIZER_OFFSET = 4  # ids 0..3: pad, sos, eos, unk; then raw UTF-8 bytes
+MAPPER_NOISE_SEED = 0  # upstream's default seed (musiccoca.py, mlx_engine.cpp apply_mapper)
 
 
 class ByteTokenizer:
@@ -124,6 +128,24 @@ class StyleEncoder:
             feeds = {**self._feed(sess, "ids", ids), **self._feed(sess, "paddings", paddings)}
             out = sess.run(None, feeds)[0]
         return self._check_embedding(out)
+
+    @property
+    def has_mapper(self) -> bool:
+        """Whether the package has the text->audio mapper graph."""
+        name = self.info["files"].get("mapper")
+        return name is not None and (self.dir / name).is_file()
+
+    def map_text_embedding(self, embedding: np.ndarray, seed: int = MAPPER_NOISE_SEED) -> np.ndarray:
+        """Upstream's text->audio mapper: (embedding, seed-``seed`` noise) -> L2-normalised 768-d."""
+        emb = self._check_embedding(embedding)
+        noise = np.random.RandomState(seed).randn(emb.size).astype(np.float32)
+        with self._lock:
+            sess = self._session("mapper")
+            names = [i.name for i in sess.get_inputs()]
+            out = sess.run(None, {**self._feed(sess, names[0], emb), **self._feed(sess, names[1], noise)})[0]
+        mapped = self._check_embedding(out)
+        norm = np.linalg.norm(mapped)
+        return mapped / norm if norm > 0 else mapped  # as mlx_engine.cpp apply_mapper
 
     def embed_audio(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """768-d embedding of audio (any rate/channels), averaged over 10 s clips."""

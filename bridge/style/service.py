@@ -32,8 +32,10 @@ class StyleService:
     """Resolves prompt slots with a style encoder in a worker thread."""
 
     def __init__(self, encoder, palette: dict[str, np.ndarray] | None = None,
-                 cache_size: int = 256):
+                 cache_size: int = 256, use_mapper: bool = False):
         self.encoder = encoder
+        # Text prompts go through the text->audio mapper (upstream's live engine does).
+        self.use_mapper = bool(use_mapper)
         self.palette = dict(palette or {})
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -99,6 +101,8 @@ class StyleService:
             self._cache.move_to_end(key)
             return self._cache[key]
         emb = self.encoder.embed_text(prompt)
+        if self.use_mapper:
+            emb = self.encoder.map_text_embedding(emb)
         self._cache[key] = emb
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -142,8 +146,11 @@ class StyleService:
                     self._cond.notify_all()
 
 
-def service_for_package(package_root, palette_path=None) -> StyleService | None:
-    """A StyleService on a package's MusicCoCa graphs, or None (reason logged) when it has none."""
+def service_for_package(package_root, palette_path=None, use_mapper: bool = False) -> StyleService | None:
+    """A StyleService on a package's MusicCoCa graphs, or None (reason logged) when it has none.
+
+    ``use_mapper``: map text prompts with the package's text->audio mapper when it has one.
+    """
     from bridge.style.encoder import StyleEncoder
     from bridge.style.palette import load_palette
 
@@ -153,6 +160,10 @@ def service_for_package(package_root, palette_path=None) -> StyleService | None:
     except FileNotFoundError as exc:
         log.warning("text style prompts unavailable: %s; /style/tokens still works", exc)
         return None
-    log.info("style prompts: MusicCoCa from %s%s, %d palette styles", encoder.dir,
-             " (SYNTHETIC)" if encoder.synthetic else "", len(palette))
-    return StyleService(encoder, palette)
+    mapped = use_mapper and encoder.has_mapper
+    if use_mapper and not mapped:
+        log.info("no text->audio mapper in %s: text prompts are used unmapped", encoder.dir)
+    log.info("style prompts: MusicCoCa from %s%s, %d palette styles%s", encoder.dir,
+             " (SYNTHETIC)" if encoder.synthetic else "", len(palette),
+             ", text->audio mapper on" if mapped else "")
+    return StyleService(encoder, palette, use_mapper=mapped)

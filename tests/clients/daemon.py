@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +49,9 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def running_daemon(config: Path = CONFIG, startup_timeout: float = 180.0) -> Iterator[Daemon]:
-    """Yield a started daemon; stop it (SIGTERM, then kill) on exit."""
+def running_daemon(config: Path = CONFIG, startup_timeout: float = 180.0, extra_args: Sequence[str] = (),
+                   ready_line: str = "OSC listening") -> Iterator[Daemon]:
+    """Yield a started daemon (``ready_line`` seen in its log); stop it (SIGTERM, then kill) on exit."""
     osc_port = free_port(socket.SOCK_DGRAM)
     pcm_port = free_port(socket.SOCK_STREAM)
     cmd = [
@@ -68,6 +69,7 @@ def running_daemon(config: Path = CONFIG, startup_timeout: float = 180.0) -> Ite
         str(pcm_port),
         "--config",
         str(config),
+        *extra_args,
     ]
     proc = subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
@@ -79,7 +81,7 @@ def running_daemon(config: Path = CONFIG, startup_timeout: float = 180.0) -> Ite
         assert proc.stdout is not None
         for line in proc.stdout:
             daemon.log.append(line)
-            if "OSC listening" in line:
+            if ready_line in line:
                 ready.set()
 
     reader = threading.Thread(target=pump, daemon=True)

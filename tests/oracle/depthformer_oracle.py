@@ -19,6 +19,15 @@ Run ONLY with the oracle interpreter (``$MRT_ORACLE_PYTHON``, which has
       constants temperature=1.0, top_k=1 (the path ``MagentaRT2System`` takes,
       minus the codec). ``logits`` come from the sow'ed ``depth_logits``
       intermediates (pre-softcap there; the cap is applied here).
+      With ``--num-cfgs 1|2`` it runs upstream's logit-level guidance: the
+      ``classifier_free_guidance_scale_<key>`` / ``_negative_<key>`` constants
+      (keys musiccoca, notes; negatives = the frame's conditioning with that group
+      masked) with the per-frame float scales of ``--guidance``; ``logits`` are
+      then the guided mix of the rows' soft-capped logits, as upstream samples it.
+      ``--prefill-tokens`` first steps the stream as upstream's live engine
+      prefills it (``core/src/mlx_engine.cpp`` prefill_with_token_array): rows
+      0..P-2 forced as the previous frame under ``--prefill-conditioning``, then
+      row P-1 as the next frame's input.
     * ``--mode teacher``: a small driver calling the upstream submodules'
       own ``encoder.body.step``, ``decoder.embedder``,
       ``decoder.temporal_body.step`` and ``decoder.depth_body.step``; the depth
@@ -252,6 +261,40 @@ def _sampler_plain_step(module: Any, *args: Any, **kwargs: Any) -> Any:
     return module.sampler.step(*args, **kwargs)
 
 
+CFG_KEYS = ("musiccoca", "notes")  # upstream's sorted guidance keys
+CFG_MASKED = {"musiccoca": slice(0, 12), "notes": slice(12, 140)}
+
+
+def _guided_constants(constants: dict[str, Any], num_cfgs: int, cond: np.ndarray,
+                      scales: np.ndarray) -> dict[str, Any]:
+    """Add upstream's guidance constants: scale and negative conditioning per key."""
+    import jax.numpy as jnp
+
+    out = dict(constants)
+    for key, scale in zip(CFG_KEYS[:num_cfgs], scales[:num_cfgs]):
+        negative = np.array(cond, np.int32)
+        negative[CFG_MASKED[key]] = -1
+        out[f"classifier_free_guidance_scale_{key}"] = jnp.array([scale], jnp.float32)
+        out[f"classifier_free_guidance_negative_{key}"] = _conditioning_block(negative)
+    return out
+
+
+def _with_previous_frame(state: Any, tokens: np.ndarray) -> Any:
+    """The state with every row's previous frame set to ``tokens`` [12] (a forced input)."""
+    encoder_state, previous_output, (rng, previous, temporal, step), countdown = state
+    values = np.broadcast_to(np.asarray(tokens, np.int32), previous.values.shape).copy()
+    previous = type(previous)(values, previous.mask)
+    previous_output = type(previous_output)(
+        np.broadcast_to(np.asarray(tokens, np.int32), previous_output.values.shape).copy(), previous_output.mask)
+    return (encoder_state, previous_output, (rng, previous, temporal, step), countdown)
+
+
+def _sampler_step_guided(module: Any, x: Any, state: Any, constants: dict[str, Any]) -> Any:
+    """Upstream streaming step with guidance constants (the batch holds every CFG row)."""
+    out, new_state = module.sampler.step(x, state, training=False, constants=constants)
+    return out.values, new_state
+
+
 def _sampler_step(module: Any, x: Any, state: Any, constants: dict[str, Any]) -> Any:
     """Upstream streaming step (StreamingEncoderDecoderSampler.step) + encoded capture."""
     out, new_state = module.sampler.step(x, state, training=False, constants=constants)
@@ -329,7 +372,9 @@ def _load_conditioning(path: Path, frames: int) -> np.ndarray:
 
 
 def run(size: str, checkpoint: Path, conditioning: Path, frames: int, mode: str,
-        out: Path, teacher_tokens: Path | None = None, dump_state_keys: bool = False) -> None:
+        out: Path, teacher_tokens: Path | None = None, dump_state_keys: bool = False,
+        num_cfgs: int = 0, guidance: Path | None = None, prefill_tokens: Path | None = None,
+        prefill_conditioning: Path | None = None) -> None:
     """Stream `frames` frames through the upstream depthformer; save an npz."""
     import jax
     import jax.numpy as jnp
@@ -343,8 +388,14 @@ def run(size: str, checkpoint: Path, conditioning: Path, frames: int, mode: str,
     cond = _load_conditioning(conditioning, frames)
     constants = _constants(1.0, 1)
     rngs = {"random": jax.random.PRNGKey(0)}
+    scales = np.zeros((frames, 2), np.float32)
+    if num_cfgs:
+        if mode != "greedy" or guidance is None:
+            raise ValueError("--num-cfgs needs --mode greedy and --guidance")
+        scales = np.asarray(np.load(guidance), np.float32).reshape(-1, 3)[:frames, :2]
+    init_constants = _guided_constants({}, num_cfgs, cond[0], scales[0])
 
-    state = edm.apply(variables, 1, _input_spec(), training=False, constants={}, rngs=rngs,
+    state = edm.apply(variables, 1, _input_spec(), training=False, constants=init_constants, rngs=rngs,
                       method=_sampler_initial_state)
     # The sampler returns its previous output as a MaskedSequence while the
     # initial state holds a plain Sequence, and the SOS frame is weakly typed:
@@ -366,9 +417,20 @@ def run(size: str, checkpoint: Path, conditioning: Path, frames: int, mode: str,
             v, x, s, c, t, rngs=rngs, method=_teacher_step))
     elif mode == "greedy":
         step_fn = jax.jit(lambda v, x, s, c: edm.apply(
-            v, x, s, c, rngs=rngs, mutable=["intermediates"], method=_sampler_step))
+            v, x, s, c, rngs=rngs, mutable=["intermediates"],
+            method=_sampler_step_guided if num_cfgs else _sampler_step))
     else:
         raise ValueError(f"unknown mode {mode!r}")
+
+    if prefill_tokens is not None:
+        forced = np.asarray(np.load(prefill_tokens), np.int32)
+        pre_cond = np.asarray(np.load(prefill_conditioning), np.int32)
+        pre_constants = _guided_constants(constants, num_cfgs, pre_cond, scales[0])
+        block = _conditioning_block(pre_cond)
+        for row in forced[:-1]:
+            state = _with_previous_frame(state, row)
+            state = jax.tree.map(np.asarray, step_fn(variables, block, state, pre_constants)[0][1])
+        state = _with_previous_frame(state, forced[-1])
 
     tokens, logits, temporal_out, encoded = [], [], [], []
     t_loop = time.perf_counter()
@@ -380,6 +442,16 @@ def run(size: str, checkpoint: Path, conditioning: Path, frames: int, mode: str,
             capped = _level_slices(soft_cap(np.asarray(raw)[0, 0]))
             levels = np.arange(NUM_CODEBOOKS)
             tokens.append(NUM_RESERVED_TOKENS + levels * CODEBOOK_SIZE + capped.argmax(-1))
+        elif num_cfgs:
+            frame_constants = _guided_constants(constants, num_cfgs, cond[i], scales[i])
+            (toks, state), inter = step_fn(variables, block, state, frame_constants)
+            dec = inter["intermediates"]["decoder"]
+            rows = _level_slices(soft_cap(np.stack([np.asarray(v)[:, 0] for v in dec["depth_logits"]], axis=1)))
+            capped = rows[0].copy()  # upstream's order: full + s1 (full - neg1) + s2 (full - neg2)
+            for r in range(1, num_cfgs + 1):
+                capped = capped + np.float32(scales[i, r - 1]) * (rows[0] - rows[r])
+            tout, enc = np.asarray(dec["temporal_outputs"][0])[:1], np.zeros((1, 1, 1), np.float32)
+            tokens.append(np.asarray(toks)[0, 0])
         else:
             (toks, state, enc), inter = step_fn(variables, block, state, constants)
             dec = inter["intermediates"]["decoder"]
@@ -441,6 +513,11 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--mode", choices=("greedy", "teacher"), default="greedy")
     rn.add_argument("--teacher-tokens", type=Path, help=".npy [N,12] model token ids")
     rn.add_argument("--out", type=Path, required=True)
+    rn.add_argument("--num-cfgs", type=int, choices=(0, 1, 2), default=0,
+                    help="logit-level guidance rows (upstream's live engine); needs --guidance")
+    rn.add_argument("--guidance", type=Path, help=".npy [N,3] float scales (style, notes, drums) per frame")
+    rn.add_argument("--prefill-tokens", type=Path, help=".npy [P,12] model token ids to prefill with")
+    rn.add_argument("--prefill-conditioning", type=Path, help=".npy [144] raw conditioning during prefill")
     rn.add_argument("--dump-state-keys", action="store_true",
                     help="log the streaming state tree (paths, shapes)")
     return p
@@ -457,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         make_checkpoint(args.size, args.seed, args.out, args.depthformer_only)
     else:
         run(args.size, args.checkpoint, args.conditioning, args.frames, args.mode, args.out,
-            args.teacher_tokens, args.dump_state_keys)
+            args.teacher_tokens, args.dump_state_keys, args.num_cfgs, args.guidance,
+            args.prefill_tokens, args.prefill_conditioning)
     return 0
 
 
