@@ -23,7 +23,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,14 +31,9 @@ from pathlib import Path
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+from soak import free_udp_port, stop_daemon  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def message(address: str, *args) -> bytes:
@@ -174,12 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         for w in workers:
             if w.is_alive():
                 w.terminate()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
+        rc = stop_daemon(proc)
 
     e0, e1 = before["engine"], after["engine"]
     osc = after["osc"]

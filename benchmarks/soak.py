@@ -43,6 +43,16 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_daemon(proc: subprocess.Popen) -> int:
+    """SIGTERM (a clean stop drains and exits 0), SIGKILL after 15 s; the exit code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -258,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         final = status() if alive else None
         latest = final or latest
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
+        rc = stop_daemon(proc)
         log_file.close()
         if jack:
             jack.close()

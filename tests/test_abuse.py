@@ -38,6 +38,7 @@ from bridge.package import PackageError
 from bridge.style.encoder import StyleEncoder
 from bridge.style.service import StyleService
 from tests.jack_util import jack_server, jack_server_down
+from tests.test_midi_in import wait_for
 from tests.test_serve_cli import ROOT, free_port, serve_cmd, wait_for_status
 
 EXAMPLE = ROOT / "examples" / "adaptive_soundtrack.toml"
@@ -60,15 +61,6 @@ def ask(sock: socket.socket, server_addr, request: bytes, timeout: float = 1.0) 
                 return m
     except OSError:
         return None
-
-
-def wait_for(fn, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if fn():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met within timeout")
 
 
 @pytest.fixture()
@@ -189,13 +181,13 @@ def test_4_unknown_palette_is_rejected_and_styles_keep_working(bundled_package: 
         with OscServer(state, None, port=0) as srv:
             client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             client.sendto(msg("/style/palette/1", "nosuch"), srv.address)
-            wait_for(lambda: srv.rejected == 1)
+            wait_for(lambda: srv.rejected == 1, timeout=5)
             assert state.status()["slots"][1]["prompt"] == "" and not state.status()["style_pending"]
             client.sendto(msg("/style/palette/0", "calm"), srv.address)
             client.sendto(msg("/style/prompt/2", "dark synthwave", 1.0), srv.address)
             wait_for(lambda: state.status()["slots"][2]["prompt"] == "dark synthwave")
             assert service.wait_idle(30)
-            wait_for(lambda: not state.status()["style_pending"] and state.status()["style_tokens"])
+            wait_for(lambda: not state.status()["style_pending"] and state.status()["style_tokens"], timeout=10)
             client.close()
     finally:
         service.close()
@@ -236,7 +228,7 @@ def test_5_pcm_connection_flood_is_refused_and_costs_no_threads(engine: Engine) 
         for _ in range(300):
             idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
         # (a few places may free up meanwhile: idle clients that take no data are dropped)
-        wait_for(lambda: server.status()["refused"] >= 250)
+        wait_for(lambda: server.status()["refused"] >= 250, timeout=10)
         assert server.client_count <= 4
         assert threading.active_count() <= threads_before + 1
         with pytest.raises(ConnectionRefusedError, match="too many PCM clients"):
@@ -264,14 +256,14 @@ def test_6_subscriptions_lapse_dead_ports_drop_and_replies_are_bounded(server, m
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         s.sendto(msg("/subscribe"), srv.address)
-        wait_for(lambda s=s: s.getsockname() in srv.subscribers())
+        wait_for(lambda s=s: s.getsockname() in srv.subscribers(), timeout=5)
         s.close()
     wait_for(lambda: not srv.subscribers(), timeout=5)
     real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     real.bind(("127.0.0.1", 0))
     try:
         real.sendto(msg("/subscribe"), srv.address)
-        wait_for(lambda: srv.subscribers() == [real.getsockname()])
+        wait_for(lambda: srv.subscribers() == [real.getsockname()], timeout=5)
         # a subscription lapses unless renewed
         monkeypatch.setattr(osc_mod, "SUBSCRIPTION_TTL_S", 0.3)
         real.sendto(msg("/subscribe"), srv.address)
@@ -309,7 +301,7 @@ def test_7_unknown_type_tag_is_rejected_counted_and_logged_once(server, caplog) 
     bad = b"/temperature\x00\x00\x00\x00,Zf\x00" + struct.pack(">f", 0.77)
     for _ in range(5):
         client.sendto(bad, srv.address)
-    wait_for(lambda: srv.rejected == 5)
+    wait_for(lambda: srv.rejected == 5, timeout=5)
     client.close()
     assert state.status()["temperature"] == pytest.approx(1.3)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
