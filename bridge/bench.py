@@ -49,16 +49,24 @@ def bench_conditioning(i: int) -> np.ndarray:
     return Conditioning(style_tokens=(np.arange(12) * 83 + i // 50) % 1024, notes=notes, drums=1).to_vector()
 
 
+# Instruction sets that decide which ONNX Runtime (MLAS) kernels run: int8 dot products
+# (VNNI), 512-bit vectors, bf16 and AMX tiles.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
+    """CPU model, core count and the instruction sets of ISA_FLAGS it has."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())  # the first processor's
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
 def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool = True) -> dict:
@@ -132,7 +140,7 @@ def compare_quality(test: Engine, reference: Engine, frames: int = 100) -> dict:
     }
 
 
-def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute: str) -> dict:
+def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute: str, num_cfgs: int = 0) -> dict:
     """Time upstream's JAX streaming step in the oracle interpreter ($MRT_ORACLE_PYTHON)."""
     python = os.environ.get("MRT_ORACLE_PYTHON")
     if not python:
@@ -145,7 +153,7 @@ def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute:
         raise RuntimeError(f"{script} is missing (run from a source checkout for --compare-upstream)")
     proc = subprocess.run(
         [python, str(script), "--size", size, "--checkpoint", str(checkpoint),
-         "--frames", str(frames), "--warmup", str(warmup), "--compute", compute],
+         "--frames", str(frames), "--warmup", str(warmup), "--compute", compute, "--num-cfgs", str(num_cfgs)],
         capture_output=True, text=True, timeout=3600,
     )
     if proc.returncode != 0:
@@ -156,8 +164,8 @@ def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute:
 def format_report(result: dict) -> str:
     lines = [
         f"model {result['size']} ({result['precision']}{', synthetic' if result['synthetic'] else ''}) "
-        f"on {result['provider']}, {result['machine']['cores']} cores ({result['machine']['cpu']}), "
-        f"onnxruntime {result['onnxruntime']}",
+        f"on {result['provider']}, {result['machine']['cores']} cores ({result['machine']['cpu']}; "
+        f"{' '.join(result['machine']['isa']) or 'no AVX2'}), onnxruntime {result['onnxruntime']}",
         f"{result['frames']} frames after {result['warmup']} warm-up; guidance rows {result['rows']} "
         f"(--num-cfgs {result['num_cfgs']}); codec {'overlapped on a second thread' if result['overlap'] else 'in line'}",
         f"{'stage':<10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}  (ms per 40 ms frame)",

@@ -52,6 +52,11 @@ CODES = "codes"                        # int64 [1, 12] codec codes 0..1023
 AUDIO = "audio"                        # float [1, 1920, 2] waveform of one frame
 
 
+# Model metadata key: comma-separated state names whose present.* output may share the
+# past.* input's buffer (ring states updated in place by ScatterElements).
+INPLACE_STATE_KEY = "mrt.inplace_state"
+
+
 def past(name: str) -> str:
     return PAST + name
 

@@ -80,8 +80,9 @@ class StatefulSession:
 
     State lives in two sets of preallocated ORT buffers bound with I/O binding
     (on the GPU when the session runs on CUDA): each call reads one set and
-    writes the other, then they swap. No state crosses to the host inside a
-    frame, and nothing is allocated for it per call.
+    writes the other, then they swap; states the graph declares in place
+    (``io_names.INPLACE_STATE_KEY``) use one buffer for both. No state crosses
+    to the host inside a frame, and nothing is allocated for it per call.
     """
 
     def __init__(self, session: ort.InferenceSession, name: str = "", rows: int = 1) -> None:
@@ -104,6 +105,8 @@ class StatefulSession:
         if missing:
             raise RuntimeError(f"graph {self.name}: state without present.* output: {missing}")
         self.output_names = [o.name for o in session.get_outputs() if io_names.state_name(o.name) is None]
+        meta = session.get_modelmeta().custom_metadata_map.get(io_names.INPLACE_STATE_KEY, "")
+        self._inplace = {k for k in meta.split(",") if k in self._state_specs}
         self._binding = session.io_binding()
         self._past: dict[str, ort.OrtValue] = {}
         self._present: dict[str, ort.OrtValue] = {}
@@ -119,7 +122,9 @@ class StatefulSession:
             return ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype), self.device, 0)
 
         self._past = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
-        self._present = {k: zeros(s, d) for k, (s, d) in self._state_specs.items()}
+        # Ring states are updated in place: one buffer is both their past.* and present.*.
+        self._present = {k: self._past[k] if k in self._inplace else zeros(s, d)
+                         for k, (s, d) in self._state_specs.items()}
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A host copy of the state, for :meth:`restore`."""

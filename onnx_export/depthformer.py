@@ -18,16 +18,17 @@ are its positive conditioning and its guidance negatives (bridge/io_names.py). T
 depth graph mixes each stream's rows into one set of guided logits, samples once
 and feeds the token back to all of its rows.
 
-Streaming state (temporal graph), per layer ``i``, one window per row::
+Streaming state (temporal graph), per layer ``i``, one ring of W + 1 slots per row::
 
-    past.self_k.i   [N, n, h, W]   keys of the last W frames, transposed for MatMul
-    past.self_v.i   [N, n, W, h]
-    past.cross_k.i  [N, n, h, W]   projected encoder outputs of the last W frames
-    past.cross_v.i  [N, n, W, h]
-    past.step       [N] int64      frames seen; slot j of a window is valid iff j >= W - step
+    past.self_k.i   [N, n, W+1, h]  keys of the current and last W frames
+    past.self_v.i   [N, n, W+1, h]
+    past.cross_k.i  [N, n, W+1, h]  projected encoder outputs, likewise
+    past.cross_v.i  [N, n, W+1, h]
+    past.step       [N] int64       frames seen; slot j of a ring is valid iff j <= step
 
-Each step attends over ``concat(window, current)`` (W + 1 keys plus the sink)
-and keeps the newest W, exactly like upstream's non-ring-buffer KV cache.
+Each step writes its keys/values over the oldest slot (step mod W+1) and attends over
+the ring: the current and W previous frames plus the sink, exactly the keys of upstream's
+sliding-window KV cache (attention has no positions, so their order does not matter).
 """
 
 from __future__ import annotations
@@ -90,42 +91,41 @@ def ffn(g: GraphBuilder, x: str, prefix: str, w: dict) -> str:
     return g.add(x, rms_norm(g, h, f"{prefix}/post_norm/scale", w))
 
 
-def _proj_kernel(g: GraphBuilder, key: str, w: dict) -> str:
-    """[d, n, h] projection kernel as a [d, n*h] MatMul weight."""
-    arr = w[key]
-    return g.weight(key, arr.reshape(arr.shape[0], -1))
-
-
 def _out_kernel(g: GraphBuilder, key: str, w: dict) -> str:
     """[d, n, h] output kernel as a [n*h, d] MatMul weight."""
     arr = w[key]
     return g.weight(key, arr.reshape(arr.shape[0], -1).T.copy())
 
 
-def query_heads(g: GraphBuilder, x: str, attn: str, spec: StackSpec, w: dict) -> tuple[str, str]:
-    """Project x [N, d] to queries [N, n, 1, h]: (scaled for keys, unscaled for sinks)."""
+def project_heads(g: GraphBuilder, x: str, attn: str, names: tuple[str, ...], spec: StackSpec, w: dict) -> list[str]:
+    """Project x [N, d] with the ``<name>_projection`` kernels of ``attn`` to heads [N, n, 1, h] each.
+
+    The kernels ([d, n, h]) are concatenated into one [d, len(names)*n*h] weight, so one
+    MatMul (one weight read, one activation quantization under int8) makes all of them::
+
+        x -> MatMul(Wq | Wk | Wv) -> Split -> Reshape [N, n, 1, h] each
+    """
     n, h = spec.num_heads, spec.dim_per_head
-    q = g.reshape(g.matmul(x, _proj_kernel(g, f"{attn}/query_projection/kernel", w)), [-1, n, 1, h])
+    keys = [f"{attn}/{name}_projection/kernel" for name in names]
+    fused = np.concatenate([w[k].reshape(w[k].shape[0], -1) for k in keys], axis=1)
+    y = g.matmul(x, g.weight("|".join(keys), fused))
+    parts = g.multi("Split", [y, g.ints([n * h] * len(names))], len(names), axis=-1) if len(names) > 1 else [y]
+    return [g.reshape(p, [-1, n, 1, h]) for p in parts]
+
+
+def scale_queries(g: GraphBuilder, q: str, attn: str, spec: StackSpec, w: dict) -> str:
+    """Queries [N, n, 1, h] times 1.442695041 / sqrt(h) * softplus(per_dim_scale) (for the keys)."""
     per_dim = w[f"{attn}/per_dim_scale"]
     # softplus(per_dim_scale) is a constant of the weights: fold it at export.
-    scale = (R_SOFTPLUS_0 / np.sqrt(h)) * np.logaddexp(0.0, per_dim.astype(np.float64))
-    scaled = g.mul(q, g.weight(f"{attn}/per_dim_scale[query_scale]", scale.astype(np.float32)))
-    return scaled, q
-
-
-def key_value_heads(g: GraphBuilder, x: str, attn: str, spec: StackSpec, w: dict) -> tuple[str, str]:
-    """Project x [N, d] to keys [N, n, h, 1] (transposed) and values [N, n, 1, h]."""
-    n, h = spec.num_heads, spec.dim_per_head
-    k = g.reshape(g.matmul(x, _proj_kernel(g, f"{attn}/key_projection/kernel", w)), [-1, n, h, 1])
-    v = g.reshape(g.matmul(x, _proj_kernel(g, f"{attn}/value_projection/kernel", w)), [-1, n, 1, h])
-    return k, v
+    scale = (R_SOFTPLUS_0 / np.sqrt(spec.dim_per_head)) * np.logaddexp(0.0, per_dim.astype(np.float64))
+    return g.mul(q, g.weight(f"{attn}/per_dim_scale[query_scale]", scale.astype(np.float32)))
 
 
 def attend(
-    g: GraphBuilder, q_scaled: str, q_raw: str | None, keys_t: str, values: str,
+    g: GraphBuilder, q_scaled: str, q_raw: str | None, keys: str, values: str,
     valid: str | None, attn: str, w: dict,
 ) -> str:
-    """Softmax attention of queries [N,n,1,h] over keys [N,n,h,T] / values [N,n,T,h] (+ a sink).
+    """Softmax attention of queries [N,n,1,h] over keys and values [N,n,T,h] (+ a sink).
 
     ``valid`` is a bool mask broadcastable to [N, n, 1, T] (None: all valid).
     Returns context [N, n, 1, h]. With a sink::
@@ -134,7 +134,7 @@ def attend(
                          +-- concat -> softmax -> p[0] * sink_v + p[1:] @ values
         q_scaled @ keys -+   (masked)
     """
-    logits = g.matmul(q_scaled, keys_t)  # [N, n, 1, T]
+    logits = g.op("FusedMatMul", [q_scaled, keys], domain="com.microsoft", transB=1)  # [N, n, 1, T]
     if valid is not None:
         logits = g.op("Where", [valid, logits, g.const(MASK_VALUE)])
     if q_raw is None:
@@ -172,25 +172,26 @@ def build_encoder(cfg: DepthformerConfig, w: dict) -> onnx.ModelProto:
     """
     g = GraphBuilder("mrt2_encoder")
     e = cfg.encoder_dims
-    cond = g.input(io.CONDITIONING, np.int64, [io.ROWS, 144])
-    tokens = g.add(cond, g.const(TOKEN_OFFSET, np.int64))
-    style = g.slice(tokens, [0], [NUM_LEVELS], [1])
-    regular = g.slice(tokens, [NUM_LEVELS], [144], [1])
+    with g.scope("encoder"):
+        cond = g.input(io.CONDITIONING, np.int64, [io.ROWS, 144])
+        tokens = g.add(cond, g.const(TOKEN_OFFSET, np.int64))
+        style = g.slice(tokens, [0], [NUM_LEVELS], [1])
+        regular = g.slice(tokens, [NUM_LEVELS], [144], [1])
 
-    style_idx = g.add(style, g.const(np.arange(NUM_LEVELS) * MUSICCOCA_PER_LEVEL_VOCAB, np.int64))
-    table = f"{ck.MULAN}/mulan_dequantizer/embedding"
-    style_emb = g.op("Gather", [g.weight(table, w[table]), style_idx], axis=0)  # [N,12,768]
-    style_sum = g.op("ReduceSum", [style_emb, g.ints([1])], keepdims=0)  # [N,768]
-    style_vec = dense(g, style_sum, f"{ck.MULAN}/depth_input_adapter", w, bias=False)
+        style_idx = g.add(style, g.const(np.arange(NUM_LEVELS) * MUSICCOCA_PER_LEVEL_VOCAB, np.int64))
+        table = f"{ck.MULAN}/mulan_dequantizer/embedding"
+        style_emb = g.op("Gather", [g.weight(table, w[table]), style_idx], axis=0)  # [N,12,768]
+        style_sum = g.op("ReduceSum", [style_emb, g.ints([1])], keepdims=0)  # [N,768]
+        style_vec = dense(g, style_sum, f"{ck.MULAN}/depth_input_adapter", w, bias=False)
 
-    offsets = np.concatenate([[0], np.cumsum(REGULAR_CHANNEL_VOCABS)[:-1]]).astype(np.int64)
-    reg_idx = g.add(regular, g.const(offsets, np.int64))
-    reg_table = f"{ck.REGULAR}/embedding"
-    reg_emb = g.op("Gather", [g.weight(reg_table, w[reg_table]), reg_idx], axis=0)  # [N,132,E]
-    reg_vec = g.op("ReduceMean", [reg_emb], axes=[1], keepdims=0)
+        offsets = np.concatenate([[0], np.cumsum(REGULAR_CHANNEL_VOCABS)[:-1]]).astype(np.int64)
+        reg_idx = g.add(regular, g.const(offsets, np.int64))
+        reg_table = f"{ck.REGULAR}/embedding"
+        reg_emb = g.op("Gather", [g.weight(reg_table, w[reg_table]), reg_idx], axis=0)  # [N,132,E]
+        reg_vec = g.op("ReduceMean", [reg_emb], axes=[1], keepdims=0)
 
-    mixed = g.mul(g.add(style_vec, reg_vec), g.const(0.5))
-    out = layer_norm(g, mixed, f"{ck.ENCODER}/encoder_ln", w)
+        mixed = g.mul(g.add(style_vec, reg_vec), g.const(0.5))
+        out = layer_norm(g, mixed, f"{ck.ENCODER}/encoder_ln", w)
     g.output(out, io.ENCODED, np.float32, [io.ROWS, e])
     return g.build("MRT2 streaming encoder (conditioning embedding + LayerNorm)")
 
@@ -202,59 +203,90 @@ def token_embedding(g: GraphBuilder, tokens: str, dims: int, w: dict) -> str:
     return g.mul(emb, g.const(np.float32(np.sqrt(dims))))
 
 
+def ring_write(g: GraphBuilder, name: str, state_shape: list, value: str, index: str) -> str:
+    """State ``name`` [N, n, W+1, h] with ``value`` [N, n, 1, h] written at ``index`` [N, n, 3].
+
+    The output is the ``present.<name>`` graph output itself, and the runtime binds one
+    buffer as both its ``past.*`` input and ``present.*`` output (graph metadata
+    ``mrt.inplace_state``): ScatterND then writes one slot per head in place instead of
+    copying the window.
+    """
+    n, h = state_shape[1], state_shape[3]
+    past = g.state(name, np.float32, state_shape)
+    out = g.op("ScatterND", [past, index, g.reshape(value, [-1, n, h])], name=io.present(name))
+    g.set_present(name, out)
+    return out
+
+
 def windowed_attention(
     g: GraphBuilder, hx: str, kv_x: str, name: str, prefix: str, i: int,
-    cfg: DepthformerConfig, w: dict, valid: str,
+    cfg: DepthformerConfig, w: dict, ring: tuple[str, str],
 ) -> str:
-    """Attention of hx over a sliding window of keys/values projected from kv_x (+ sink).
+    """Attention of hx over the current and the W previous frames' keys/values of kv_x (+ sink).
 
-    Keys and values of the newest W frames are state ``<name>_k.i`` / ``<name>_v.i``
-    (one window per row); this step attends over the W window slots plus the current frame.
+    Keys and values live in rings of W + 1 slots, states ``<name>_k.i`` / ``<name>_v.i``
+    [N, n, W+1, h]: this frame's are written over the oldest slot, then the query attends
+    over the whole ring (``ring`` = (scatter index [N, n, 3], valid mask)). Attention has no
+    positions (NoPE), so slot order does not matter.
     """
-    t, W = cfg.temporal, cfg.max_past_horizon
-    n, h = t.num_heads, t.dim_per_head
+    t, S = cfg.temporal, cfg.max_past_horizon + 1
+    shape = [io.ROWS, t.num_heads, S, t.dim_per_head]
     attn = f"{prefix}/attention"
-    qs, qr = query_heads(g, hx, attn, t, w)
-    k, v = key_value_heads(g, kv_x, attn, t, w)
-    keys = g.concat([g.state(f"{name}_k.{i}", np.float32, [io.ROWS, n, h, W]), k], axis=3)
-    vals = g.concat([g.state(f"{name}_v.{i}", np.float32, [io.ROWS, n, W, h]), v], axis=2)
-    g.set_present(f"{name}_k.{i}", g.slice(keys, [1], [W + 1], [3]))
-    g.set_present(f"{name}_v.{i}", g.slice(vals, [1], [W + 1], [2]))
+    index, valid = ring
+    if hx == kv_x:  # self-attention: one fused q|k|v projection
+        qr, k, v = project_heads(g, hx, attn, ("query", "key", "value"), t, w)
+    else:
+        (qr,) = project_heads(g, hx, attn, ("query",), t, w)
+        k, v = project_heads(g, kv_x, attn, ("key", "value"), t, w)
+    qs = scale_queries(g, qr, attn, t, w)
+    keys = ring_write(g, f"{name}_k.{i}", shape, k, index)
+    vals = ring_write(g, f"{name}_v.{i}", shape, v, index)
     return attention_out(g, attend(g, qs, qr, keys, vals, valid, attn, w), prefix, t, w)
 
 
 def temporal_layer(
-    g: GraphBuilder, x: str, enc: str, i: int, cfg: DepthformerConfig, w: dict, valid: str
+    g: GraphBuilder, x: str, enc: str, i: int, cfg: DepthformerConfig, w: dict, ring: tuple[str, str]
 ) -> str:
     """Self-attention over past frames, cross-attention over past encoder outputs, FFN."""
     layer = f"{ck.TEMPORAL}/x_layers_{i}"
     for name, source in (("self", None), ("cross", enc)):
         prefix = f"{layer}/{name}_attention"
-        x = residual_attention(
-            g, x, prefix, w,
-            lambda hx, name=name, source=source, prefix=prefix: windowed_attention(
-                g, hx, source or hx, name, prefix, i, cfg, w, valid),
-        )
-    return ffn(g, x, f"{layer}/ffn", w)
+        with g.scope(f"temporal/layer{i}/{name}_attn"):
+            x = residual_attention(
+                g, x, prefix, w,
+                lambda hx, name=name, source=source, prefix=prefix: windowed_attention(
+                    g, hx, source or hx, name, prefix, i, cfg, w, ring),
+            )
+    with g.scope(f"temporal/layer{i}/ffn"):
+        return ffn(g, x, f"{layer}/ffn", w)
 
 
-def _window_valid(g: GraphBuilder, step: str, window: int) -> str:
-    """bool [N, 1, 1, W + 1]: row r's slot j valid iff j >= W - step[r]; the current frame always."""
-    slots = g.const(np.arange(window + 1).reshape(1, -1), np.int64)
-    first = g.op("Sub", [g.const([window], np.int64), step])  # [N]
-    valid = g.op("GreaterOrEqual", [slots, g.op("Unsqueeze", [first, g.ints([1])])])  # [N, W+1]
-    return g.reshape(valid, [-1, 1, 1, window + 1])
+def _ring(g: GraphBuilder, step: str, window: int, heads: int) -> tuple[str, str]:
+    """(scatter index [N, n, 3], valid [N, 1, 1, W + 1]) of this frame in every row's rings.
+
+    Row r has seen step[r] frames; this one goes to slot step % (W + 1) of every head
+    (index rows (r, head, slot)), and the slots written so far (j <= step) are valid.
+    """
+    size = window + 1
+    rows = g.op("Range", [g.const(0, np.int64), g.op("Squeeze", [g.op("Shape", [step])]), g.const(1, np.int64)])
+    spread = g.op("Concat", [g.op("Shape", [step]), g.ints([heads, 1])], axis=0)  # [N, n, 1]
+    columns = [g.reshape(rows, [-1, 1, 1]), g.const(np.arange(heads).reshape(1, heads, 1), np.int64),
+               g.reshape(g.op("Mod", [step, g.const([size], np.int64)]), [-1, 1, 1])]
+    index = g.concat([g.op("Expand", [c, spread]) for c in columns], axis=2)
+    slots = g.const(np.arange(size).reshape(1, -1), np.int64)
+    valid = g.op("LessOrEqual", [slots, g.op("Unsqueeze", [step, g.ints([1])])])  # [N, W+1]
+    return index, g.reshape(valid, [-1, 1, 1, size])
 
 
 def add_temporal(g: GraphBuilder, cfg: DepthformerConfig, w: dict, prev_tokens: str, encoded: str) -> str:
     """Temporal step on an existing builder; returns temporal_out [N, Dt]."""
     dims = cfg.temporal.model_dims
     step = g.state("step", np.int64, [io.ROWS])
-    valid = _window_valid(g, step, cfg.max_past_horizon)
+    ring = _ring(g, step, cfg.max_past_horizon, cfg.temporal.num_heads)
     emb = token_embedding(g, prev_tokens, dims, w)  # [N, 12, D]
     x = g.op("ReduceMean", [emb], axes=[1], keepdims=0)  # [N, D]
     for i in range(cfg.temporal.num_layers):
-        x = temporal_layer(g, x, encoded, i, cfg, w, valid)
+        x = temporal_layer(g, x, encoded, i, cfg, w, ring)
     g.set_present("step", g.add(step, g.const([1], np.int64)))
     return x
 
@@ -266,7 +298,9 @@ def build_temporal(cfg: DepthformerConfig, w: dict) -> onnx.ModelProto:
     enc = g.input(io.ENCODED, np.float32, [io.ROWS, cfg.encoder_dims])
     out = add_temporal(g, cfg, w, prev, enc)
     g.output(out, io.TEMPORAL_OUT, np.float32, [io.ROWS, cfg.temporal.model_dims])
-    return g.build("MRT2 temporal decoder step with explicit sliding-window KV caches, one per row")
+    rings = [f"{name}_{kv}.{i}" for i in range(cfg.temporal.num_layers) for name in ("self", "cross") for kv in "kv"]
+    return g.build("MRT2 temporal decoder step with explicit sliding-window KV rings, one per row",
+                   metadata={io.INPLACE_STATE_KEY: ",".join(rings)})
 
 
 # --------------------------------------------------------------------------- depth
@@ -331,35 +365,40 @@ def add_depth(
     for level in range(NUM_LEVELS):
         x = x_in
         if cfg.has_depth_adapter:
-            x = dense(g, x, f"{ck.DEPTH}/depth_input_adapter", w, bias=False)
+            with g.scope(f"depth/level{level}/adapter"):
+                x = dense(g, x, f"{ck.DEPTH}/depth_input_adapter", w, bias=False)
         for i in range(dp.num_layers):
             layer = f"{ck.DEPTH}/transformer/x_layers_{i}"
 
             def self_attn(hx: str, i=i, layer=layer) -> str:
                 attn = f"{layer}/self_attention/attention"
-                qs, _ = query_heads(g, hx, attn, dp, w)
-                k, v = key_value_heads(g, hx, attn, dp, w)
+                q, k, v = project_heads(g, hx, attn, ("query", "key", "value"), dp, w)
+                qs = scale_queries(g, q, attn, dp, w)
                 keys[i].append(k)
                 values[i].append(v)
-                kt = keys[i][0] if len(keys[i]) == 1 else g.concat(keys[i], axis=3)
+                kt = keys[i][0] if len(keys[i]) == 1 else g.concat(keys[i], axis=2)
                 vt = values[i][0] if len(values[i]) == 1 else g.concat(values[i], axis=2)
                 return attention_out(g, attend(g, qs, None, kt, vt, None, attn, w), f"{layer}/self_attention", dp, w)
 
-            x = residual_attention(g, x, f"{layer}/self_attention", w, self_attn)
-            x = ffn(g, x, f"{layer}/ffn", w)
-        x = layer_norm(g, x, f"{ck.DEPTH}/final_ln", w)
-        lo = NUM_RESERVED_TOKENS + level * CODEBOOK_SIZE
-        wk = g.weight(f"{ck.DEPTH}/to_logits/kernel[level{level}]", kernel[:, lo:lo + CODEBOOK_SIZE])
-        bk = g.weight(f"{ck.DEPTH}/to_logits/bias[level{level}]", bias[lo:lo + CODEBOOK_SIZE])
-        logits = g.add(g.matmul(x, wk), bk)  # [N, 1024]
-        logits = g.mul(g.op("Tanh", [g.mul(logits, g.const(1.0 / SOFT_CAP))]), g.const(SOFT_CAP))
-        logits = guided_logits(g, logits, guidance, rows_shape)  # [B, 1024]
-        logits_all.append(g.op("Unsqueeze", [logits, g.ints([1])]))
-        sampled = sample_level(g, logits, level, temperature, top_k, gumbel)
-        lvl = g.const(level, np.int64)
-        token = g.op("Where", [g.op("Gather", [force_mask, lvl], axis=1), g.op("Gather", [forced, lvl], axis=1),
-                               sampled])  # [B]
-        tokens.append(g.op("Unsqueeze", [token, g.ints([1])]))
+            with g.scope(f"depth/level{level}/layer{i}/self_attn"):
+                x = residual_attention(g, x, f"{layer}/self_attention", w, self_attn)
+            with g.scope(f"depth/level{level}/layer{i}/ffn"):
+                x = ffn(g, x, f"{layer}/ffn", w)
+        with g.scope(f"depth/level{level}/logits"):
+            x = layer_norm(g, x, f"{ck.DEPTH}/final_ln", w)
+            lo = NUM_RESERVED_TOKENS + level * CODEBOOK_SIZE
+            wk = g.weight(f"{ck.DEPTH}/to_logits/kernel[level{level}]", kernel[:, lo:lo + CODEBOOK_SIZE])
+            bk = g.weight(f"{ck.DEPTH}/to_logits/bias[level{level}]", bias[lo:lo + CODEBOOK_SIZE])
+            logits = g.add(g.matmul(x, wk), bk)  # [N, 1024]
+            logits = g.mul(g.op("Tanh", [g.mul(logits, g.const(1.0 / SOFT_CAP))]), g.const(SOFT_CAP))
+            logits = guided_logits(g, logits, guidance, rows_shape)  # [B, 1024]
+            logits_all.append(g.op("Unsqueeze", [logits, g.ints([1])]))
+        with g.scope(f"depth/level{level}/sample"):
+            sampled = sample_level(g, logits, level, temperature, top_k, gumbel)
+            lvl = g.const(level, np.int64)
+            token = g.op("Where", [g.op("Gather", [force_mask, lvl], axis=1), g.op("Gather", [forced, lvl], axis=1),
+                                   sampled])  # [B]
+            tokens.append(g.op("Unsqueeze", [token, g.ints([1])]))
         if level + 1 < NUM_LEVELS:
             per_row = g.op("Reshape", [g.op("Expand", [tokens[-1], rows_shape]), g.ints([-1])])  # [N]
             x_in = token_embedding(g, per_row, t.model_dims, w)  # [N, Dt]

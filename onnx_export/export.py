@@ -111,12 +111,20 @@ def export_package(
     for name, build in tqdm(builders.items(), desc=f"export {size} ({precision})", disable=not progress):
         model = build()
         path = tmp / f"{name}.onnx"
-        # The codec stays fp32 under int8: ORT's int8 convolutions measured only 1.2-1.35x
-        # faster here and cost ~47 dB SNR per layer.
-        graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
-        model = convert(model, graph_precision)
+        check = None
+        if name == io.CODEC_DECODER and precision == "int8":
+            from .codec_int8 import choose_int8_codec_decoder
+
+            model, check = choose_int8_codec_decoder(model, weights, codec_cfg)
+            graph_precision = check["precision"]
+        else:
+            # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
+            graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
+            model = convert(model, graph_precision)
         data = _save(model, path)
         entry = {"file": path.name, "sha256": file_sha256(path), "precision": graph_precision, **_io_spec(model)}
+        if check is not None:
+            entry["precision_check"] = check
         if data is not None:
             entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
         graphs[name] = entry

@@ -7,7 +7,8 @@ so a graph can be traced back to the weights it came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -74,11 +75,30 @@ class GraphBuilder:
         self._const_cache: dict[tuple, str] = {}
         self._counter = 0
         self._states: dict[str, tuple[type, list[int]]] = {}
+        self._scopes: list[str] = []
 
     # -- naming -------------------------------------------------------------
     def fresh(self, hint: str) -> str:
         self._counter += 1
         return f"{hint}_{self._counter}"
+
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        """Name the nodes made inside ``with g.scope("block3"):`` ``block3/<op>_<n>`` (nested scopes
+        join with ``/``), so an ORT profile or Netron view maps back to the model's layers.
+        Only node names change; value and initializer names stay as they are."""
+        self._scopes.append(name)
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    def _node_name(self, op_type: str, first_output: str) -> str:
+        if not self._scopes:
+            return f"n_{first_output}"
+        hint = op_type.lower() + "_"
+        tail = first_output[len(hint):] if first_output.startswith(hint) else first_output
+        return "/".join(self._scopes) + f"/{op_type}_{tail}"
 
     # -- graph I/O ----------------------------------------------------------
     def input(self, name: str, dtype: type, shape: Sequence[int | str]) -> str:
@@ -130,13 +150,15 @@ class GraphBuilder:
         out = [name or self.fresh(op_type.lower())]
         out += [self.fresh(op_type.lower()) for _ in range(outputs - 1)]
         self.nodes.append(
-            helper.make_node(op_type, list(inputs), out, name=f"n_{out[0]}", domain=domain or None, **attrs)
+            helper.make_node(op_type, list(inputs), out, name=self._node_name(op_type, out[0]),
+                             domain=domain or None, **attrs)
         )
         return out[0] if outputs == 1 else out  # type: ignore[return-value]
 
     def multi(self, op_type: str, inputs: Sequence[str], outputs: int, **attrs) -> list[str]:
         names = [self.fresh(op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=f"n_{names[0]}", **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), names,
+                                           name=self._node_name(op_type, names[0]), **attrs))
         return names
 
     def matmul(self, x: str, w: str) -> str:
@@ -157,8 +179,11 @@ class GraphBuilder:
     def slice(self, x: str, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int]) -> str:
         return self.op("Slice", [x, self.ints(starts), self.ints(ends), self.ints(axes)])
 
-    def build(self, doc: str = "") -> onnx.ModelProto:
-        """The finished model; checked by ``onnx.checker`` unless its weights exceed ``CHECK_MAX_BYTES``."""
+    def build(self, doc: str = "", metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+        """The finished model; checked by ``onnx.checker`` unless its weights exceed ``CHECK_MAX_BYTES``.
+
+        ``metadata`` becomes the model's ``metadata_props`` (read by the runtime).
+        """
         initializers = list(self.initializers.values())
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, initializers)
         model = helper.make_model(
@@ -168,6 +193,8 @@ class GraphBuilder:
             doc_string=doc,
         )
         model.ir_version = IR_VERSION
+        for key, value in (metadata or {}).items():
+            model.metadata_props.add(key=key, value=value)
         if sum(len(t.raw_data) for t in initializers) <= CHECK_MAX_BYTES:
             onnx.checker.check_model(model)
         return model

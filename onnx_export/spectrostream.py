@@ -47,6 +47,7 @@ from .spectrostream_config import (
 )
 from .spectrostream_ops import (
     WINOGRAD_T_ROWS,
+    elu,
     inverse_stft_basis,
     matmul_1x1,
     streaming_conv,
@@ -93,10 +94,6 @@ def codec_manifest_entry(cfg: CodecConfig) -> dict:
     }
 
 
-def _elu(b: GraphBuilder, x: str) -> str:
-    return b.op("Elu", [x], alpha=1.0)
-
-
 def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
                  weights: dict[str, np.ndarray]) -> str:
     """codes [1,Q] (0..1023) -> sum over levels of codebook vectors -> [1, num_features]."""
@@ -108,68 +105,107 @@ def _embed_codes(b: GraphBuilder, codes: str, cfg: CodecConfig,
     return b.op("ReduceSum", [rows, b.ints([1])], keepdims=0)    # [1, F]
 
 
-def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onnx.ModelProto:
+def _layer(spec) -> str:
+    """A conv's scope name: its layer in the checkpoint key (``conv2d_3x3``, ``conv1x1``...)."""
+    return spec.key.split("/")[-2]
+
+
+def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig, *,
+                        winograd: bool = TIME_WINOGRAD) -> onnx.ModelProto:
     """Streaming SpectroStream decoder: ``codes`` int64 [1,12] -> ``audio`` float [1,1920,2].
 
     ``weights`` are keyed by checkpoint names (``params/soundstream/...``). The output is the
     raw decoder waveform (before upstream's 0.5 gain); all conv and overlap-add state is
-    explicit ``past.*``/``present.*`` I/O, zeros initially.
+    explicit ``past.*``/``present.*`` I/O, zeros initially. Nodes are named by scope
+    (``codec_decoder/decoder_3/conv2d_3x3/Conv_123``). ``winograd=False`` builds every
+    3-tap conv directly (the int8 variant's input: Winograd's transforms do not survive
+    8-bit activations).
     """
     check_tensors(weights, decoder_tensor_shapes(cfg), "codec decoder")
-    layout = decoder_layout(cfg)
     b = GraphBuilder("spectrostream_decoder")
+    with b.scope(io_names.CODEC_DECODER):
+        _decoder_body(b, weights, cfg, winograd)
+    return b.build(f"SpectroStream streaming decoder ({cfg.name}); see onnx_export/"
+                   "spectrostream.py")
+
+
+def _decoder_body(b: GraphBuilder, weights: dict[str, np.ndarray], cfg: CodecConfig,
+                  winograd: bool) -> None:
+    layout = decoder_layout(cfg)
     codes = b.input(io_names.CODES, np.int64, [1, cfg.rvq_truncation_level])
 
-    x = _embed_codes(b, codes, cfg, weights)
-    first, b1, b2 = layout.input_convs
-    body = matmul_1x1(b, x, first, weights)
-    short = matmul_1x1(b, _elu(b, matmul_1x1(b, x, b1, weights)), b2, weights)
-    x = b.op("Add", [body, short])                                 # [1, bins*C]
-    c, f = layout.proj_channels, layout.input_bins
-    x = b.op("Transpose", [b.reshape(x, [1, f, c])], perm=[0, 2, 1])
-    x = b.reshape(x, [1, c, 1, f])
+    with b.scope("input_layer"):
+        x = _embed_codes(b, codes, cfg, weights)
+        first, b1, b2 = layout.input_convs
+        body = matmul_1x1(b, x, first, weights)
+        short = matmul_1x1(b, elu(b, matmul_1x1(b, x, b1, weights)), b2, weights)
+        x = b.op("Add", [body, short])                                 # [1, bins*C]
+        c, f = layout.proj_channels, layout.input_bins
+        x = b.op("Transpose", [b.reshape(x, [1, f, c])], perm=[0, 2, 1])
+        x = b.reshape(x, [1, c, 1, f])
     shape = (1, c, 1, f)
 
     splits = cfg.channel_splits
     grouped = False
     for block in layout.blocks:
-        if block.grouped and not grouped:
-            _n, ch, t, fr = shape
-            shape = (splits, ch // splits, t, fr)
-            x = b.reshape(x, list(shape))
-            grouped = True
-        h, hshape = x, shape
-        # Winograd up-conv feeding a Winograd conv: hand over time-major ([N, T, C, F]).
-        tm = (TIME_WINOGRAD and block.up is not None and len(block.convs) > 0
-              and block.up.strides[0] == 1 and block.up.kernel[0] == 3
-              and block.convs[0].kernel[0] == 3 and shape[2] == WINOGRAD_T_ROWS)
-        if block.up is not None:
+        with b.scope(block.name):
+            x, shape, grouped = _decoder_block(b, block, x, shape, grouped, splits, weights,
+                                               winograd)
+    if not grouped:
+        raise NotImplementedError("decoder without channel recombination")
+    with b.scope("output_layer"):
+        x, shape = streaming_conv_space_to_depth(b, elu(b, x), layout.output_conv.key, weights,
+                                                 shape, OUTPUT_CONV_PHASES)
+    g, reim, t, bins = shape                        # [2 audio ch, re/im, T, bins]
+    if (g * reim, bins) != (cfg.num_channels, cfg.num_bins):
+        raise AssertionError(f"decoder output {shape}")
+    with b.scope("istft"):
+        audio = _inverse_stft(b, x, shape, cfg)
+    b.output(audio, io_names.AUDIO, np.float32, [1, cfg.samples_per_frame,
+                                                            cfg.audio_channels])
+
+
+def _decoder_block(b: GraphBuilder, block, x: str, shape: tuple, grouped: bool, splits: int,
+                   weights: dict[str, np.ndarray], winograd: bool) -> tuple[str, tuple, bool]:
+    """One residual unit (body ``up`` + ``convs``, shortcut 1x1 + nearest upsampling)."""
+    if block.grouped and not grouped:
+        _n, ch, t, fr = shape
+        shape = (splits, ch // splits, t, fr)
+        x = b.reshape(x, list(shape))
+        grouped = True
+    h, hshape = x, shape
+    # Winograd up-conv feeding a Winograd conv: hand over time-major ([N, T, C, F]).
+    tm = (winograd and block.up is not None and len(block.convs) > 0
+          and block.up.strides[0] == 1 and block.up.kernel[0] == 3
+          and block.convs[0].kernel[0] == 3 and shape[2] == WINOGRAD_T_ROWS)
+    if block.up is not None:
+        with b.scope(_layer(block.up)):
             h, hshape = streaming_conv_transpose_polyphase(
-                b, _elu(b, h), block.up.key, weights, hshape, block.up.strides,
-                winograd=TIME_WINOGRAD, time_major_out=tm)
-        for i, conv in enumerate(block.convs):
-            if TIME_WINOGRAD:
-                h, hshape = streaming_conv_winograd(b, _elu(b, h), conv.key, weights, hshape,
+                b, elu(b, h), block.up.key, weights, hshape, block.up.strides,
+                winograd=winograd, time_major_out=tm)
+    for i, conv in enumerate(block.convs):
+        with b.scope(_layer(conv)):
+            if winograd:
+                h, hshape = streaming_conv_winograd(b, elu(b, h), conv.key, weights, hshape,
                                                     time_major_in=tm and i == 0)
             else:
-                h, hshape = streaming_conv(b, _elu(b, h), conv.key, weights, hshape)
-        s, sshape = x, shape
+                h, hshape = streaming_conv(b, elu(b, h), conv.key, weights, hshape)
+    s, sshape = x, shape
+    with b.scope("shortcut"):
         if block.shortcut is not None:
             s, sshape = streaming_conv(b, s, block.shortcut.key, weights, sshape)
         if block.up is not None:
             s, sshape = upsample_nearest(b, s, sshape, block.up.strides)
-        if sshape != hshape:
-            raise AssertionError(f"{block.name}: body {hshape} vs shortcut {sshape}")
-        x, shape = b.op("Add", [h, s]), hshape
-    if not grouped:
-        raise NotImplementedError("decoder without channel recombination")
-    x, shape = streaming_conv_space_to_depth(b, _elu(b, x), layout.output_conv.key, weights,
-                                             shape, OUTPUT_CONV_PHASES)
-    g, reim, t, bins = shape                        # [2 audio ch, re/im, T, bins]
-    if (g * reim, bins) != (cfg.num_channels, cfg.num_bins):
-        raise AssertionError(f"decoder output {shape}")
+    if sshape != hshape:
+        raise AssertionError(f"{block.name}: body {hshape} vs shortcut {sshape}")
+    return b.op("Add", [h, s]), hshape, grouped
 
-    # Inverse STFT. Upstream's Lookahead masks the first call's frames (zeros before OLA).
+
+def _inverse_stft(b: GraphBuilder, x: str, shape: tuple, cfg: CodecConfig) -> str:
+    """[2 audio ch, re/im, T, bins] -> windowed IRFFT -> overlap-add -> audio [1, T*hop, 2].
+
+    Upstream's Lookahead masks the first call's frames (zeros before OLA)."""
+    g, reim, t, bins = shape
     started = b.state(STARTED, np.float32, (1,))
     b.set_present(STARTED, b.const([1.0], np.float32))
     spec = b.reshape(b.op("Transpose", [x], perm=[0, 2, 1, 3]), [g, t, reim * bins])
@@ -186,9 +222,4 @@ def build_codec_decoder(weights: dict[str, np.ndarray], cfg: CodecConfig) -> onn
     b.set_present(OLA, b.slice(tail, [t - 1], [t], [1]))
     audio = b.op("Add", [head, prev_tails])                        # [g, T, hop]
     audio = b.op("Transpose", [b.reshape(audio, [g, t * hop])], perm=[1, 0])
-    audio = b.reshape(audio, [1, t * hop, g])
-    b.output(audio, io_names.AUDIO, np.float32, [1, cfg.samples_per_frame,
-                                                            cfg.audio_channels])
-    return b.build(f"SpectroStream streaming decoder ({cfg.name}); see onnx_export/"
-                       "spectrostream.py")
-
+    return b.reshape(audio, [1, t * hop, g])

@@ -47,7 +47,7 @@ from .spectrostream_config import (
     codec_tensor_shapes,
     synth_codec_tensors,
 )
-from .spectrostream_ops import conv_weight, matmul_1x1, same_freq_padding
+from .spectrostream_ops import conv_weight, elu, matmul_1x1, same_freq_padding
 
 __all__ = [
     "EMBEDDINGS",
@@ -249,6 +249,10 @@ class _EncoderGraph:
 
     def conv(self, s: _Stream, spec: ConvSpec, masked: bool = True) -> _Stream:
         """Semicausal (causal for stride 1) Conv2D, step-wise: past kt-st frames ++ x."""
+        with self.b.scope(spec.key.split("/")[-2]):      # the layer: conv2d_3x3, conv1x1...
+            return self._conv(s, spec, masked)
+
+    def _conv(self, s: _Stream, spec: ConvSpec, masked: bool) -> _Stream:
         b = self.b
         n, c, t, f = s.shape
         kt, kf = spec.kernel
@@ -288,9 +292,13 @@ class _EncoderGraph:
         return _Stream(b.slice(x, [0], [t], [2]), s.shape, s.invalid + frames)
 
     def elu(self, s: _Stream) -> _Stream:
-        return _Stream(self.b.op("Elu", [s.value], alpha=1.0), s.shape, s.invalid)
+        return _Stream(elu(self.b, s.value), s.shape, s.invalid)
 
     def block(self, s: _Stream, block: EncoderBlock) -> _Stream:
+        with self.b.scope(block.name):
+            return self._block(s, block)
+
+    def _block(self, s: _Stream, block: EncoderBlock) -> _Stream:
         s = self.delay(s, block.delay, f"codec_encoder.{block.name}.delay")
         h = s
         for spec in block.convs:
@@ -365,46 +373,46 @@ def build_codec_encoder(weights: dict[str, np.ndarray], cfg: CodecConfig,
 
     invalid_out = _output_invalid_frames(cfg)
     b = GraphBuilder("spectrostream_encoder")
-    enc = _EncoderGraph(b, weights, step_cap=invalid_out + max(3, layout.stft_latency + 2))
-    audio = b.input(io_names.AUDIO, np.float32, [1, spf, g])
+    with b.scope(io_names.CODEC_ENCODER):
+        enc = _EncoderGraph(b, weights, step_cap=invalid_out + max(3, layout.stft_latency + 2))
+        audio = b.input(io_names.AUDIO, np.float32, [1, spf, g])
 
-    # STFT (reverse_causal framing, step-wise: the previous call's last hop samples first).
-    sig = b.reshape(b.op("Transpose", [audio], perm=[0, 2, 1]), [g, spf])
-    past = b.state(STFT_STATE, np.float32, (g, hop))
-    sig = b.op("Concat", [past, sig], axis=1)                              # [g, hop + spf]
-    b.set_present(STFT_STATE, b.slice(sig, [spf], [spf + hop], [1]))
-    blocks = b.reshape(sig, [g, t + 1, hop])
-    frames = b.op("Concat", [b.slice(blocks, [0], [t], [1]), b.slice(blocks, [1], [t + 1], [1])],
-                  axis=2)
-    basis = b.weight("stft/windowed_rdft_basis", _stft_basis(flen, cfg.num_bins))
-    spec = b.op("MatMul", [frames, basis])                                 # [g, T, 2*bins]
-    spec = b.op("Transpose", [b.reshape(spec, [g, t, 2, cfg.num_bins])], perm=[0, 2, 1, 3])
-    s = _Stream(spec, (g, 2, t, cfg.num_bins), layout.stft_latency)       # [g, re/im, T, bins]
+        # STFT (reverse_causal framing, step-wise: the previous call's last hop samples first).
+        sig = b.reshape(b.op("Transpose", [audio], perm=[0, 2, 1]), [g, spf])
+        past = b.state(STFT_STATE, np.float32, (g, hop))
+        sig = b.op("Concat", [past, sig], axis=1)                              # [g, hop + spf]
+        b.set_present(STFT_STATE, b.slice(sig, [spf], [spf + hop], [1]))
+        blocks = b.reshape(sig, [g, t + 1, hop])
+        frames = b.op("Concat", [b.slice(blocks, [0], [t], [1]), b.slice(blocks, [1], [t + 1], [1])],
+                      axis=2)
+        basis = b.weight("stft/windowed_rdft_basis", _stft_basis(flen, cfg.num_bins))
+        spec = b.op("MatMul", [frames, basis])                                 # [g, T, 2*bins]
+        spec = b.op("Transpose", [b.reshape(spec, [g, t, 2, cfg.num_bins])], perm=[0, 2, 1, 3])
+        s = _Stream(spec, (g, 2, t, cfg.num_bins), layout.stft_latency)       # [g, re/im, T, bins]
 
-    s = enc.conv(s, layout.base_conv)
-    for block in layout.blocks:
-        if not block.grouped and s.shape[0] != 1:
-            n, c, tt, f = s.shape
-            s = _Stream(b.reshape(s.value, [1, n * c, tt, f]), (1, n * c, tt, f), s.invalid)
-        s = enc.block(s, block)
-    n, c, tt, f = s.shape
-    if (n, tt, c, f) != (1, 1, layout.output_channels, layout.output_bins):
-        raise AssertionError(f"encoder body output {s.shape}")
+        s = enc.conv(s, layout.base_conv)
+        for block in layout.blocks:
+            if not block.grouped and s.shape[0] != 1:
+                n, c, tt, f = s.shape
+                s = _Stream(b.reshape(s.value, [1, n * c, tt, f]), (1, n * c, tt, f), s.invalid)
+            s = enc.block(s, block)
+        n, c, tt, f = s.shape
+        if (n, tt, c, f) != (1, 1, layout.output_channels, layout.output_bins):
+            raise AssertionError(f"encoder body output {s.shape}")
 
-    # Flatten [bins, C] (bins major, as upstream's [b, t, bins, C]) and the output convs.
-    x = b.reshape(b.op("Transpose", [s.value], perm=[0, 2, 3, 1]), [1, f * c])
-    last, b1, b2 = layout.output_convs
-    body = matmul_1x1(b, x, last, weights)
-    short = matmul_1x1(b, b.op("Elu", [matmul_1x1(b, b.op("Elu", [x], alpha=1.0), b1,
-                                                    weights)], alpha=1.0), b2, weights)
-    emb = b.op("Add", [body, short])                                       # [1, F]
+        # Flatten [bins, C] (bins major, as upstream's [b, t, bins, C]) and the output convs.
+        x = b.reshape(b.op("Transpose", [s.value], perm=[0, 2, 3, 1]), [1, f * c])
+        last, b1, b2 = layout.output_convs
+        body = matmul_1x1(b, x, last, weights)
+        short = matmul_1x1(b, elu(b, matmul_1x1(b, elu(b, x), b1, weights)), b2, weights)
+        emb = b.op("Add", [body, short])                                       # [1, F]
 
-    codes = _rvq_codes(b, emb, cfg, weights)
-    # Upstream masks the codes of invalid (start-up) frames to 0.
-    started = b.op("Cast", [b.op("GreaterOrEqual", [enc.step, b.const([float(invalid_out)],
-                                                                       np.float32)])],
-                   to=TensorProto.INT64)
-    codes = b.op("Mul", [codes, started])
+        codes = _rvq_codes(b, emb, cfg, weights)
+        # Upstream masks the codes of invalid (start-up) frames to 0.
+        started = b.op("Cast", [b.op("GreaterOrEqual", [enc.step, b.const([float(invalid_out)],
+                                                                           np.float32)])],
+                       to=TensorProto.INT64)
+        codes = b.op("Mul", [codes, started])
     b.output(codes, io_names.CODES, np.int64, [1, cfg.rvq_truncation_level])
     if include_embeddings:
         b.output(emb, EMBEDDINGS, np.float32, [1, cfg.num_features])

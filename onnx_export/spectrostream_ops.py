@@ -43,6 +43,14 @@ def conv_weight(b: GraphBuilder, key: str, weights: dict[str, np.ndarray],
     return wn, bn
 
 
+def elu(b: GraphBuilder, x: str) -> str:
+    """ELU (alpha 1) as ``Max(x, Exp(Min(x, 0)) - 1)``: the same values (e^m - 1 >= m, equal at
+    m = x <= 0), in four ops that ORT's CPU provider runs ~1.3x faster than its Elu kernel
+    (measured on the full decoder: ~1 ms per frame of 2.8 ms of ELUs)."""
+    neg = b.op("Min", [x, b.const(0.0)])
+    return b.op("Max", [x, b.op("Sub", [b.op("Exp", [neg]), b.const(1.0)])])
+
+
 def matmul_1x1(b: GraphBuilder, x: str, spec: ConvSpec, weights: dict[str, np.ndarray]) -> str:
     """A 1x1 conv on a [1, features] vector (time and space are both 1 there)."""
     k = np.asarray(weights[spec.kernel_key], np.float32).reshape(spec.in_channels,

@@ -261,3 +261,34 @@ def test_time_major_handover_matches_nchw_chain():
     ref = run(False)
     assert ref.shape == (n, 16, 4 * t, 3 * f)
     np.testing.assert_allclose(run(True), ref, rtol=1e-4, atol=5e-6 * np.abs(ref).max())
+
+
+def test_nodes_are_named_by_scope(tiny):
+    """ORT profiles name nodes: every node says which block and layer it belongs to."""
+    _cfg, _weights, model = tiny
+    names = [n.name for n in model.graph.node]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("codec_decoder/") for n in names), [n for n in names if not n.startswith("codec_decoder/")][:3]
+    convs = {n.name.rsplit("/", 1)[0] for n in model.graph.node if n.op_type == "Conv"}
+    assert "codec_decoder/decoder_3/conv2d_3x3" in convs
+    assert "codec_decoder/decoder_1/conv2dtranspose_4x4" in convs
+    assert "codec_decoder/output_layer" in convs
+    assert any(n.startswith("codec_decoder/decoder_4/shortcut/Resize_") for n in names)
+
+
+def test_graph_builder_scopes_nest_and_unwind():
+    from onnx_export.graph import GraphBuilder
+
+    b = GraphBuilder("t")
+    x = b.input("x", np.float32, [2])
+    with b.scope("a"):
+        y = b.op("Relu", [x])
+        with b.scope("b"):
+            z = b.op("Neg", [y], name="named_out")
+        with pytest.raises(RuntimeError):
+            with b.scope("c"):
+                raise RuntimeError
+        w = b.op("Abs", [z])
+    v = b.op("Exp", [w])
+    assert [n.name for n in b.nodes] == [f"a/Relu_{y.split('_')[1]}", "a/b/Neg_named_out",
+                                         f"a/Abs_{w.split('_')[1]}", f"n_{v}"]

@@ -140,6 +140,15 @@ def test_graph_io_and_initializer_names(tiny):
     assert entry["encoder"] == io_names.CODEC_ENCODER + ".onnx"
 
 
+def test_conv_nodes_are_named_by_block_and_layer(tiny):
+    _cfg, _weights, model = tiny
+    convs = [n.name.rsplit("/", 1)[0] for n in model.graph.node if n.op_type == "Conv"]
+    assert len(set(n.name for n in model.graph.node)) == len(model.graph.node)
+    assert convs[0] == "codec_encoder/base_conv_first"
+    assert {"codec_encoder/encoder_0/conv2d_3x3", "codec_encoder/encoder_5/conv1x1",
+            "codec_encoder/bottleneck/conv2d_3x3_a"} <= set(convs)
+
+
 def test_stream_latency_state_and_reset(tiny):
     _cfg, _, model = tiny
     sess = session(model)

@@ -118,3 +118,38 @@ def test_resampling_fills_ring_at_sink_rate(engine: Engine) -> None:
     loop.stop()
     per_frame = 1920 * 44_100 / 48_000
     assert abs(ring.fill - loop.frames_out * per_frame) <= 2
+
+
+class _Collect:
+    """A tap keeping every published frame (index, audio copy)."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, np.ndarray]] = []
+
+    def publish(self, frames: np.ndarray, frame_index: int) -> None:
+        self.frames.append((frame_index, frames.copy()))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_codec_overlap_delivers_the_same_frames_in_order(overlap: bool) -> None:
+    """With the codec one frame behind on its own thread, audio equals in-line decoding, frame by frame."""
+    engine = Engine(bundled_package(), provider="cpu", threads=1, seed=5)
+    control = ControlState()
+    control.note_on(60, 100)
+    tap = _Collect()
+    ring = AudioRing(ring_capacity(50, 48_000))
+    loop = FrameLoop(engine, control, ring, buffer_frames=12, taps=(tap,), overlap=overlap)
+    loop.start()
+    assert loop.wait_filled(30.0)
+    loop.stop()
+    assert loop.failed is None and loop.codec.latency_frames == (1 if overlap else 0)
+    assert loop.status()["codec_overlap_frames"] == loop.codec.latency_frames
+    got = tap.frames
+    assert [i for i, _ in got] == list(range(len(got))) and len(got) >= 10
+    reference = Engine(bundled_package(), provider="cpu", threads=1, seed=5)
+    replay = ControlState()
+    replay.note_on(60, 100)
+    for i, audio in got:
+        snap = replay.snapshot(i)
+        expected = reference.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance).audio
+        np.testing.assert_array_equal(audio, expected)

@@ -33,7 +33,7 @@ def test_manifest_records_shapes_and_source(tiny_package, tiny_checkpoint):
         if name.startswith("past."):
             assert temporal["outputs"]["present." + name[5:]]["shape"] == spec["shape"]
     # one KV window per row (streams x guidance rows), sampled tokens per stream
-    assert temporal["inputs"]["past.self_k.0"]["shape"] == ["rows", 4, 32, 5]
+    assert temporal["inputs"]["past.self_k.0"]["shape"] == ["rows", 4, 6, 32]  # ring of W + 1 = 6 slots
     assert m["graphs"]["depth"]["outputs"]["tokens"]["shape"] == ["streams", 12]
     assert m["graphs"]["depth"]["inputs"]["guidance"]["shape"] == ["streams", "rows_per_stream"]
 

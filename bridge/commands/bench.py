@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if engine.package.size not in ("mrt2_small", "mrt2_base"):
             raise ValueError("--compare-upstream needs a package of a published size (mrt2_small or mrt2_base)")
         result["upstream"] = bench.run_upstream(
-            args.checkpoint, engine.package.size, min(args.frames, 50), min(args.warmup, 5), args.upstream_compute
+            args.checkpoint, engine.package.size, min(args.frames, 50), min(args.warmup, 5), args.upstream_compute,
+            engine.num_cfgs,
         )
         result["upstream_ratio_p50"] = round(result["upstream"]["p50_ms"] / result["p50_ms"], 2)
     if args.json:

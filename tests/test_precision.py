@@ -1,0 +1,161 @@
+"""Precision passes (int8, fp16) against fp32 on the tiny configs, at the thresholds that
+onnx_export/precision.py states.
+
+Depthformer: teacher-forced (every frame's depth loop sees the same forced tokens and the
+temporal stack the same previous tokens), so each frame's logits compare on equal inputs.
+Codec decoder: SNR of the streamed audio against the fp32 graph.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from bridge.bench import machine
+from bridge.conditioning import build_vector
+from bridge.engine import Engine
+from onnx_export import precision as P
+from onnx_export.codec_int8 import (
+    FP32_CONV_SCOPES,
+    audio_snr_db,
+    build_int8_codec_decoder,
+    codec_snr_db,
+    codes_sequence,
+    has_int8_dot,
+    stream,
+)
+from onnx_export.export import export_package
+from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
+
+FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def packages(tiny_checkpoint, tiny_package, tmp_path_factory) -> dict:
+    out = {"fp32": tiny_package}
+    for precision in ("int8", "fp16"):
+        out[precision] = export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp(precision) / "pkg",
+                                        precision=precision, progress=False)
+    return out
+
+
+def conditioning(frames: int, seed: int = 0) -> np.ndarray:
+    """Style tokens, a moving note and drums along the stream, at the default guidance scales."""
+    rng = np.random.default_rng(seed)
+    style = rng.integers(0, 1024, 12)
+    rows = []
+    for i in range(frames):
+        notes = np.full(128, -1)
+        notes[48 + (i // 8) % 12] = 2 if i % 8 == 0 else 1
+        rows.append(build_vector(style, notes, i % 2))
+    return np.stack(rows)
+
+
+def teacher_forced_logits(package, cond: np.ndarray, teacher: np.ndarray, num_cfgs: int = 0) -> np.ndarray:
+    """[frames, 12, 1024] soft-capped logits of ``package`` forced through ``teacher`` tokens.
+    ``num_cfgs`` > 0 runs the guided engine (classifier-free guidance rows)."""
+    engine = Engine(package, provider="cpu", threads=2, decode_audio=False, num_cfgs=num_cfgs)
+    return np.stack([engine.generate(c, forced_tokens=t).logits for c, t in zip(cond, teacher)])
+
+
+def agreement(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """(fraction of frame x level argmaxes equal to the reference's, largest |logit error|)."""
+    return float(np.mean(ref.argmax(-1) == got.argmax(-1))), float(np.abs(ref - got).max())
+
+
+
+
+@pytest.mark.parametrize("num_cfgs", [0, 2], ids=["unguided", "guided"])
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_depthformer_teacher_forced_agreement(packages, precision, num_cfgs):
+    min_agree, max_err = P.LOGIT_AGREEMENT[(precision, num_cfgs)]
+    cond = conditioning(FRAMES)
+    teacher = np.random.default_rng(1).integers(0, 1024, (FRAMES, 12)) + 6 + 1024 * np.arange(12)
+    ref = teacher_forced_logits(packages["fp32"], cond, teacher, num_cfgs)
+    got = teacher_forced_logits(packages[precision], cond, teacher, num_cfgs)
+    agree, err = agreement(ref, got)
+    print(f"{precision} num_cfgs={num_cfgs}: argmax agreement {agree:.4f}, max logit error {err:.4f}")
+    assert agree >= min_agree and err <= max_err, (agree, err)
+    assert err > 0, f"{precision} package computes exactly fp32's logits: the pass did nothing"
+
+
+def test_int8_package_records_its_codec_choice(packages):
+    manifest = json.loads((packages["int8"] / "manifest.json").read_text())
+    entry = manifest["graphs"]["codec_decoder"]
+    check = entry["precision_check"]
+    assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
+    if not has_int8_dot(machine()["isa"]):
+        assert entry["precision"] == "fp32" and "VNNI" in check["reason"]
+        return
+    assert check["int8_snr_db"] >= P.CODEC_INT8_MIN_SNR_DB
+    assert check["int8_kernels"] == ("amx" if "amx_int8" in machine()["isa"] else "vnni")
+    assert entry["precision"] == check["precision"] == "int8"
+    ops = {n.op_type for n in _load(packages["int8"] / entry["file"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "MatMulNBits"} <= ops
+    # The engine runs it: audio comes out of an int8 package.
+    engine = Engine(packages["int8"], provider="cpu", threads=2)
+    frames = [engine.step(conditioning(1)[0]) for _ in range(3)]
+    assert np.abs(frames[-1].audio).max() > 0
+
+
+def _load(path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_codec():
+    cfg = codec_config("tiny")
+    weights = synth_spectrostream_tensors(cfg, np.random.default_rng(0))
+    return cfg, weights, build_codec_decoder(weights, cfg)
+
+
+@pytest.mark.parametrize("amx", [False, True], ids=["symmetric", "amx-zero-point"])
+def test_codec_int8_snr(tiny_codec, amx):
+    """Both weight layouts run anywhere; the export picks by CPU (AMX or not)."""
+    cfg, weights, fp32 = tiny_codec
+    int8 = build_int8_codec_decoder(weights, cfg, amx=amx)
+    convs = [n.name for n in fp32.graph.node if n.op_type == "Conv"]
+    kept = [n for n in convs if any(f"/{scope}/" in n for scope in FP32_CONV_SCOPES)]
+    assert 0 < len(kept) < len(convs) / 4
+    int8_weights = sum(t.name.endswith("/int8") and t.data_type == 3   # TensorProto.INT8
+                       for t in int8.graph.initializer)
+    assert int8_weights == len(convs) - len(kept), "every conv but the kept ones has int8 weights"
+    snr = codec_snr_db(fp32, int8, cfg.rvq_truncation_level)
+    print(f"codec int8 SNR {snr:.2f} dB")
+    assert P.CODEC_INT8_MIN_SNR_DB <= snr < 60
+
+
+def test_codec_fp16_snr(tiny_codec):
+    cfg, _, fp32 = tiny_codec
+    snr = codec_snr_db(fp32, P.to_fp16(fp32), cfg.rvq_truncation_level)
+    print(f"codec fp16 SNR {snr:.2f} dB")
+    assert P.CODEC_FP16_MIN_SNR_DB <= snr < 140
+
+
+def test_snr_measure_and_stream_state():
+    ref = np.sin(np.arange(4800) / 7.0)
+    assert audio_snr_db(ref, ref) == float("inf")
+    assert audio_snr_db(ref, ref * 1.1) == pytest.approx(20.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    held = codes_sequence(rng, 30, 12, held=True)
+    assert (np.diff(held[:, :4], axis=0) == 0).mean() > 0.5       # coarse levels held
+    assert (np.diff(held[:, 4:], axis=0) != 0).mean() > 0.9       # fine levels move
+
+
+def test_stream_matches_the_runtime_session(tiny_codec):
+    """codec_int8.stream (the calibration feeds) carries state like bridge.runtime does."""
+    from bridge import io_names
+    from bridge.runtime import StatefulSession
+
+    _cfg, _, fp32 = tiny_codec
+    codes = np.random.default_rng(3).integers(0, 1024, (5, 12))
+    feeds, audio = stream(fp32, [codes])
+    sess = StatefulSession(ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"]))
+    ref = np.concatenate([sess.run({io_names.CODES: c[None]})[io_names.AUDIO][0] for c in codes])
+    np.testing.assert_allclose(audio[0], ref, rtol=1e-5, atol=1e-6)
+    assert len(feeds) == 5 and any(np.abs(v).max() > 0 for k, v in feeds[-1].items() if k != io_names.CODES)
