@@ -1,12 +1,18 @@
-"""Soak benchmark: the real daemon at real time for N minutes under random OSC traffic.
+"""Soak benchmark: the real daemon at real time for N minutes under OSC and MIDI traffic.
 
-Starts ``mrt-bridge serve --audio null --midi none`` as a subprocess on the
-bundled tiny model (or --model), sends random control messages over UDP,
-asks for /status every few seconds, samples the daemon's RSS from /proc,
-and prints underruns, step-time percentiles, the ring's low-water mark and
-memory growth. Figures, not assertions (beyond the daemon staying alive).
+Starts ``mrt-bridge serve`` as a subprocess on the bundled tiny model (or
+--model). With ``--midi`` (default when jackd is installed) it runs a private
+``jackd -d dummy`` server, plays through ``--audio jack`` and sends random
+MIDI notes and CCs from a JACK MIDI port connected to ``mrt-bridge:midi_in``;
+otherwise ``--audio null --midi none``. Meanwhile it sends random OSC control
+messages over UDP, asks /status every few seconds and samples the daemon's RSS
+from /proc, printing a line per minute and, at the end, underruns, step-time
+percentiles, the ring's low-water mark and memory over time (growth after
+warm-up and its slope). Figures, not assertions (beyond the daemon staying
+alive and exiting cleanly).
 
     python benchmarks/soak.py --minutes 2
+    python benchmarks/soak.py --minutes 30          # the long soak
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from pythonosc.dispatcher import Dispatcher
@@ -33,6 +41,16 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_daemon(proc: subprocess.Popen) -> int:
+    """SIGTERM (a clean stop drains and exits 0), SIGKILL after 15 s; the exit code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def rss_mb(pid: int) -> float:
@@ -58,10 +76,90 @@ class StatusListener:
             if isinstance(arg, str) and arg.startswith("{"):
                 self.latest = json.loads(arg)
 
+    def ask(self, osc_port: int) -> dict | None:
+        """/status from this listener's own socket (the reply comes back to it)."""
+        self.latest = None
+        self.server.socket.sendto(_status_request(), ("127.0.0.1", osc_port))
+        self.poll(0.5)
+        return self.latest
+
     def poll(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.server.handle_request()
+
+
+def _status_request() -> bytes:
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    return OscMessageBuilder("/status").build().dgram
+
+
+class JackMidi:
+    """A private ``jackd -d dummy`` and a JACK MIDI output connected to the daemon's midi_in."""
+
+    def __init__(self) -> None:
+        self.name = f"mrt-soak-{uuid.uuid4().hex[:6]}"
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
+                        JACK_NO_START_SERVER="1")
+        self.jackd = subprocess.Popen(["jackd", "-n", self.name, "-d", "dummy", "-r", "48000", "-p", "1024"],
+                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 15
+        while not self._lsp().count("system:"):
+            if time.monotonic() > end or self.jackd.poll() is not None:
+                raise RuntimeError("jackd -d dummy did not start")
+            time.sleep(0.1)
+        self.out = None
+        self.sent = 0
+
+    def _lsp(self) -> str:
+        return subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, check=False,
+                              env=self.env).stdout
+
+    def connect(self) -> None:
+        """Open our MIDI output and connect it to mrt-bridge:midi_in (waits for the daemon's port)."""
+        import rtmidi
+
+        os.environ.update(JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
+        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="soak")
+        self.out.open_virtual_port("out")
+        end = time.monotonic() + 30
+        while "mrt-bridge:midi_in" not in self._lsp().splitlines():
+            if time.monotonic() > end:
+                raise RuntimeError("the daemon's mrt-bridge:midi_in never appeared")
+            time.sleep(0.2)
+        src = next(p for p in self._lsp().splitlines() if p.startswith("soak") and "out" in p)
+        subprocess.run(["jack_connect", "-s", self.name, src, "mrt-bridge:midi_in"], check=True, env=self.env)
+
+    def send_random(self, rng: random.Random) -> None:
+        kind = rng.random()
+        if kind < 0.45:
+            self.out.send_message([0x90, rng.randrange(36, 96), rng.randrange(1, 128)])
+        elif kind < 0.9:
+            self.out.send_message([0x80, rng.randrange(36, 96), 0])
+        else:
+            self.out.send_message([0xB0, 7, rng.randrange(64, 128)])  # CC 7: volume
+        self.sent += 1
+
+    def close(self) -> None:
+        if self.out is not None:  # our JACK client goes before the server does (no libjack noise)
+            self.out.close_port()
+            self.out.delete()
+        self.jackd.terminate()
+        try:
+            self.jackd.wait(5)
+        except subprocess.TimeoutExpired:
+            self.jackd.kill()
+
+
+def slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) samples, in MB per hour."""
+    if len(samples) < 2:
+        return float("nan")
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mr = sum(r for _, r in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return 3600 * sum((t - mt) * (r - mr) for t, r in samples) / var if var else float("nan")
 
 
 def random_message(rng: random.Random) -> tuple[str, list]:
@@ -95,26 +193,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--buffer-frames", type=int, default=4)
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--midi", action=argparse.BooleanOptionalAction, default=shutil.which("jackd") is not None,
+                    help="JACK audio + MIDI traffic through a private jackd -d dummy (default: when jackd exists)")
+    ap.add_argument("--midi-rate", type=float, default=10.0, help="MIDI messages per second")
     args = ap.parse_args(argv)
 
     osc_port = free_udp_port()
-    cmd = [sys.executable, "-m", "bridge.cli", "serve", "--audio", "null", "--midi", "none",
+    jack = JackMidi() if args.midi else None
+    audio = ["--audio", "jack", "--midi", "jack", "--no-autoconnect"] if jack else ["--audio", "null", "--midi", "none"]
+    cmd = [sys.executable, "-m", "bridge.cli", "serve", *audio,
            "--osc-port", str(osc_port), "--buffer-frames", str(args.buffer_frames),
            "--provider", args.provider]
     if args.model:
         cmd += ["--model", args.model]
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-soak-{os.getpid()}.log"
     log_file = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                            env=jack.env if jack else None)
     client = SimpleUDPClient("127.0.0.1", osc_port)
     listener = StatusListener()
     rng = random.Random(args.seed)
 
     def status() -> dict | None:
-        listener.latest = None
-        client.send_message("/status", [listener.port])
-        listener.poll(0.5)
-        return listener.latest
+        return listener.ask(osc_port)
 
     print(f"soak: daemon pid {proc.pid}, OSC port {osc_port}, log {log_path}", flush=True)
     first = None
@@ -126,21 +227,33 @@ def main(argv: list[str] | None = None) -> int:
         print(log_path.read_text()[-3000:])
         print("soak: daemon never answered /status", file=sys.stderr)
         return 1
+    if jack:
+        jack.connect()
     rss0 = rss_mb(proc.pid)
     t0 = time.monotonic()
     end = t0 + args.minutes * 60
     sent = 0
     elapsed = 0.0
     next_status = t0 + 5
+    next_line = t0 + 60
     rss_samples = [(0.0, rss0)]
     low_water_min = float("inf")
     latest = first
+    total_rate = args.rate + (args.midi_rate if jack else 0.0)
     try:
         while time.monotonic() < end and proc.poll() is None:
-            address, values = random_message(rng)
-            client.send_message(address, values)
-            sent += 1
-            time.sleep(rng.expovariate(args.rate))
+            if jack and rng.random() < args.midi_rate / total_rate:
+                jack.send_random(rng)
+            else:
+                address, values = random_message(rng)
+                client.send_message(address, values)
+                sent += 1
+            time.sleep(rng.expovariate(total_rate))
+            if time.monotonic() >= next_line:
+                next_line += 60
+                e = latest.get("engine", latest)
+                print(f"  {(time.monotonic() - t0) / 60:5.1f} min  RSS {rss_samples[-1][1]:7.1f} MB  "
+                      f"frames {e.get('frames')}  underruns {e.get('underruns')}", flush=True)
             if time.monotonic() >= next_status:
                 s = status()
                 if s is not None:
@@ -155,13 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         final = status() if alive else None
         latest = final or latest
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
+        rc = stop_daemon(proc)
         log_file.close()
+        if jack:
+            jack.close()
 
     d = latest.get("engine", latest)
     rss_end = rss_samples[-1][1]
@@ -169,15 +279,24 @@ def main(argv: list[str] | None = None) -> int:
     warm = next((r for t, r in rss_samples if t >= 30), rss0)
     print("\n=== soak results ===")
     print(f"duration           {elapsed / 60:.2f} min at real time, {sent} OSC messages "
-          f"({sent / max(elapsed, 1e-9):.1f}/s)")
+          f"({sent / max(elapsed, 1e-9):.1f}/s)"
+          + (f", {jack.sent} MIDI messages through JACK" if jack else ", no MIDI (--audio null)"))
     print(f"frames             {d.get('frames')}")
     print(f"underruns          {d.get('underruns')} ({d.get('underrun_ms')} ms of silence)")
     step = d.get("step_ms", {})
     print(f"step ms            p50 {step.get('p50')}  p95 {step.get('p95')}  p99 {step.get('p99')}  "
           f"max {step.get('max')}")
     print(f"ring low water     {low_water_min:.1f} ms (buffer {d.get('buffer_ms')} ms)")
+    after = [(t, r) for t, r in rss_samples if t >= 30]
     print(f"RSS                start {rss0:.1f} MB, after warm-up {warm:.1f} MB, end {rss_end:.1f} MB, "
-          f"growth after warm-up {rss_end - warm:+.1f} MB")
+          f"growth after warm-up {rss_end - warm:+.1f} MB (slope {slope_mb_per_hour(after):+.2f} MB/h, "
+          f"range {min(r for _, r in after or rss_samples):.1f}..{max(r for _, r in after or rss_samples):.1f} MB)")
+    osc = latest.get("osc", {})
+    print(f"OSC                received {osc.get('received')}, rejected {osc.get('rejected')}, "
+          f"shed {osc.get('shed')}, coalesced {osc.get('coalesced')}")
+    if jack:
+        midi = d.get("sink", {}).get("midi_in", {})
+        print(f"JACK               xruns {d.get('sink', {}).get('xruns')}, MIDI events dropped {midi.get('dropped')}")
     print(f"daemon exit code   {rc} (expected 0 after SIGTERM)")
     ok = rc == 0 and d.get("frames", 0) > 0
     return 0 if ok else 1

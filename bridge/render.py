@@ -13,8 +13,11 @@ rounded down). Events are applied in file order within a frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE
+from .audio.gain import OutputGain
 from .control import osc_api
 from .control.state import ControlState
 from .engine import Engine
@@ -63,6 +67,50 @@ def load_events(path: Path) -> list[Event]:
             raise ValueError(f"{path}:{n}: unknown address {obj['address']}")
         events.append(Event(frame, obj["address"], tuple(args), n))
     return sorted(events, key=lambda e: (e.frame, e.line))
+
+
+class _CheckOnly:
+    """A style resolver that only validates prompts (for the dry run of an events file)."""
+
+    def __init__(self, styles) -> None:
+        self.check_prompt = getattr(styles, "check_prompt", lambda prompt: None)
+
+    def request(self, slots, on_ready) -> None:
+        pass
+
+
+def validate_events(events: list[Event], config=None, styles=None) -> None:
+    """Dry-run every event on scratch state, so a bad one fails before frame 0, naming its line.
+
+    Catches bad arguments, game events (/state, /trigger, /game/...) without a
+    ``config``, unknown state/trigger/RTPC names and unknown palette styles.
+    """
+    from .control.mapping import GameMapper
+
+    scratch = ControlState(style_resolver=_CheckOnly(styles))
+    mapper = GameMapper(config, scratch) if config is not None else None
+    ctx = osc_api.Context(state=scratch, mapper=mapper, server=_OfflineHooks())
+    for ev in events:
+        try:
+            osc_api.dispatch(ctx, ev.address, list(ev.args), ("offline", 0))
+        except (LookupError, ValueError) as exc:
+            hint = " (game events need --config FILE.toml)" if "no game mapping" in str(exc) else ""
+            raise ValueError(f"events line {ev.line} ({ev.address}): {exc}{hint}") from None
+
+
+def check_writable(path: Path) -> Path:
+    """Fail now, not after rendering, if ``path`` cannot be written (creates missing folders)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"cannot write --out {path}: {exc.strerror or exc}") from None
+    return path
 
 
 class _OfflineHooks:
@@ -109,6 +157,7 @@ def render(
     codes = np.zeros((frames, 12), np.int64)
     conds = np.zeros((frames, 144), np.int32)
     timings = []
+    gain = OutputGain()  # the daemon's click-free volume/mute/pause/gate envelopes
     i_event = 0
     for i in tqdm(range(frames), desc="render", unit="frame", disable=not progress):
         while i_event < len(pending) and pending[i_event].frame <= i:
@@ -125,14 +174,17 @@ def render(
             engine.reset()
         if snap.seed is not None:
             engine.reset(seed=snap.seed)
+        if snap.reset or snap.seed is not None:
+            gain.reset()
         conds[i] = snap.conditioning
-        if snap.paused:
+        if not gain.needs_audio(snap.paused):
             continue
         frame = engine.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
         codes[i] = frame.codes
         timings.append(frame.timings_ms["total"])
-        if frame.audio is not None and not snap.muted:
-            audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] = frame.audio * snap.volume
+        if frame.audio is not None:
+            audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] = gain.process(
+                frame.audio, snap.volume, muted=snap.muted, paused=snap.paused, gated=snap.gated)
     if i_event < len(pending):
         log.warning("%d events after the last frame (%d) were not applied", len(pending) - i_event, frames - 1)
     return RenderResult(audio, codes, conds, timings)
@@ -144,10 +196,19 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
+    """Write 16-bit PCM atomically: a temporary file beside ``path``, renamed when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(audio.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(to_int16(audio).tobytes())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+            w.setnchannels(audio.shape[1])
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(to_int16(audio).tobytes())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

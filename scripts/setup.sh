@@ -44,3 +44,4 @@ if (( want_test )) && [[ -z "${MRT_ORACLE_PYTHON:-}" ]]; then
   fi
 fi
 if (( want_test )); then echo "setup: done (.venv with test tools, .venv-oracle)"; else echo "setup: done (.venv)"; fi
+echo "setup: to use mrt-bridge in this shell: source .venv/bin/activate   (or call .venv/bin/mrt-bridge)"

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from bridge.audio.gain import MUTE_SETTLE_FRAMES as MUTE_FRAMES
 from bridge.audio.pcm_stream import PcmStreamServer, encode_packet, read_packet
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks.null import NullSink
@@ -63,16 +64,17 @@ def test_clients_get_continuous_sequence_and_bounded_latency(engine: Engine) -> 
         head, audio = packets[-1]
         assert (head["samplerate"], head["channels"], head["format"], head["frame_count"]) == (48_000, 2, 1, 1920)
         assert np.abs(audio).max() > 0
-        # Latency from a control change to the audio that carries it: mute, wait for silence.
+        # A control change reaches the stream in the frames made right after it: mute, and the
+        # packets fade to silence within the mute envelope (a few frames), counted in frames.
         t_change = time.time()
+        frame_at_change = loop.frame_index
         control.set_muted(True)
         while True:
             head, audio = read_packet(fast)
             if not audio.any():
                 break
         latency_ms = (time.time() - t_change) * 1e3
-        # Published when produced, so within about one frame + one step + transport.
-        assert latency_ms < 200, latency_ms
+        assert head["frame_index"] <= frame_at_change + 1 + MUTE_FRAMES, (head, frame_at_change)
         print(f"PCM stream: control change -> silent packet received in {latency_ms:.1f} ms")
         # Meanwhile the frame loop ran at full pace despite the client that never reads.
         time.sleep(1.5)
@@ -110,10 +112,10 @@ def test_slow_reader_sees_gaps_in_sequence_numbers(engine: Engine) -> None:
             seqs.append(read_packet(client)[0]["sequence"])
         gaps = [b - a for a, b in itertools.pairwise(seqs) if b - a != 1]
         assert gaps and all(g > 1 for g in gaps), seqs
-        # Once caught up, the stream is live again: the last packet is recent.
+        # Once caught up, the stream is live again: the next packet is one of the newest frames
+        # (at most the client queue plus what the socket buffers behind the frame loop).
         head, _ = read_packet(client)
-        age_ms = (time.time_ns() - head["produced_ns"]) / 1e6
-        assert age_ms < 250, age_ms
+        assert head["frame_index"] >= loop.frame_index - 2 - 4, (head, loop.frame_index)
     finally:
         loop.stop()
         sink.stop()

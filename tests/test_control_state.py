@@ -68,18 +68,19 @@ def test_onset_mode_off_sends_any() -> None:
     assert notes_of(s.snapshot(2))[60] == cond.NOTE_OFF
 
 
-def test_midi_gate_mutes_without_notes() -> None:
+def test_midi_gate_closes_without_notes() -> None:
     s = ControlState()
     s.set_midi_gate(True)
-    assert s.snapshot(0).muted
+    assert s.snapshot(0).gated
     s.note_on(60)
-    assert not s.snapshot(1).muted
+    assert not s.snapshot(1).gated
     s.note_off(60)
-    assert s.snapshot(2).muted
+    assert s.snapshot(2).gated
     s.drum_on(36)
     s.drum_off(36)  # a hit inside one frame opens the gate for that frame
-    assert not s.snapshot(3).muted
-    assert s.snapshot(4).muted
+    assert not s.snapshot(3).gated
+    assert s.snapshot(4).gated
+    assert not s.snapshot(5).muted, "the gate is not the user's mute"
 
 
 def test_panic_and_clear() -> None:

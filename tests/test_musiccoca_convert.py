@@ -16,8 +16,9 @@ from onnx_export.musiccoca import build_synthetic_musiccoca, convert_musiccoca
 from onnx_export.tflite_reader import read_tflite
 from onnx_export.tflite_to_onnx import UnsupportedOpError, convert_tflite
 from onnx_export.tflite_writer import TfliteBuilder
+from tests.ci import require_module
 
-Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+Interpreter = require_module("ai_edge_litert.interpreter", "pip install ai-edge-litert (scripts/setup.sh --test)").Interpreter
 
 F32 = np.float32
 NONE = {"FusedActivationFunction": 0}

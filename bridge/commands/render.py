@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.control.state import ControlState
     from bridge.engine import Engine
     from bridge.prefill import apply_prefill, current_guidance
-    from bridge.render import load_events, render, write_wav
+    from bridge.render import check_writable, load_events, render, validate_events, write_wav
     from bridge.synthetic import NOTICE, bundled_package
 
     frames = args.frames if args.frames is not None else int(round(args.seconds * 25))
@@ -72,9 +72,19 @@ def run(args: argparse.Namespace) -> int:
     if (args.temperature is not None and not 0 <= args.temperature <= 3) or \
             (args.top_k is not None and not 1 <= args.top_k <= 1024):
         raise ValueError("--temperature must be in 0..3 and --top-k in 1..1024")
+    check_writable(args.out)
+    for extra in (args.tokens_out, args.trace_out):
+        if extra is not None:
+            check_writable(extra)
     preset = presets.resolve(args.preset, args.config)
     events = load_events(args.events) if args.events else []
     num_cfgs, prefill = engine_options(args, args.config)
+    config = None
+    if args.config:
+        from bridge.control.mapping_config import MappingConfig, check_palette_prompts
+
+        config = MappingConfig.from_toml(args.config)
+        check_palette_prompts(config, None, args.config)  # render takes no --palette
     model = args.model
     if model is None:
         model = bundled_package()
@@ -84,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     from bridge.style.service import service_for_package
 
     styles = service_for_package(engine.package.root, use_mapper=preset.use_mapper)
+    try:
+        validate_events(events, config, styles)  # every event checked before frame 0
+    except ValueError:
+        if styles is not None:
+            styles.close()
+        raise
     control = ControlState(style_resolver=styles)
     preset.apply(control)
     control.set_seed_base(args.seed)
@@ -96,11 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if prefill is not None:
         apply_prefill(engine, prefill, current_guidance(control))
     mapper = None
-    if args.config:
+    if config is not None:
         from bridge.control.mapping import GameMapper
-        from bridge.control.mapping_config import MappingConfig
 
-        mapper = GameMapper(MappingConfig.from_toml(args.config), control, preset=preset.name)
+        mapper = GameMapper(config, control, preset=preset.name)
         control.add_frame_hook(mapper.advance)  # as in the daemon: RTPCs, states and triggers move per frame
     try:
         result = render(engine, frames, control, events, mapper=mapper, styles=styles)

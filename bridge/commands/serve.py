@@ -123,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bridge import presets
     from bridge.daemon.app import Daemon, ServeOptions
-    from bridge.daemon.inputs import build_control, start_inputs
+    from bridge.daemon.inputs import ControlInputs, build_control
     from bridge.engine import Engine
 
     model = args.model
@@ -150,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--web PORT must be 0..65535 (0 picks a free port), got {args.web}")
     from bridge.audio.sinks import parse_audio_spec
     from bridge.prefill import apply_prefill, current_guidance
-    parse_audio_spec(opts.audio)  # fail on a typo before loading the model
+    kind, arg = parse_audio_spec(opts.audio)  # fail on a typo before loading the model
+    if kind == "wav":
+        from bridge.audio.sinks.wav import check_wav_path
+        check_wav_path(arg)
 
     def make_engine() -> Engine:
         engine = Engine(opts.model, provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs)
@@ -179,4 +182,4 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    return Daemon(opts, make_engine, make_control, start_inputs).run(stop)
+    return Daemon(opts, make_engine, make_control, ControlInputs()).run(stop)

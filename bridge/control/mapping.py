@@ -37,6 +37,10 @@ TickCallback = Callable[[str, int, int, int], None]
 """on_tick(kind, beat, bar, beat_in_bar); kind is "beat" or "bar" (a bar tick also gets a beat tick)."""
 
 _EPS = 1e-9
+# Triggers waiting for their beat/bar, and stingers sounding at once: bounded (the excess is
+# rejected and counted), so a trigger flood cannot grow memory or the /status reply.
+MAX_QUEUED_TRIGGERS = 16
+MAX_ACTIVE_TRIGGERS = 16
 
 
 def apply_curve(curve: str, x: float) -> float:
@@ -110,6 +114,8 @@ class GameMapper:
         self._fade_frames = 0
         self._waiting: list[tuple[str, object]] = []  # quantised: ("state", name) / ("trigger", Trigger)
         self._voices: list[_TriggerVoice] = []
+        self._queued_triggers = 0  # triggers in _waiting (read by trigger() for the bound)
+        self.triggers_dropped = 0
         self._written: dict[str, float] = {}
         self._started = False
         # where the beat grid comes from (bridge/control/tempo.py)
@@ -153,8 +159,11 @@ class GameMapper:
         if trig is None:
             raise ValueError(f"unknown trigger {name!r}; configured: {sorted(self.config.triggers)}")
         with self._lock:
-            if len(self._pending_triggers) < 64:
-                self._pending_triggers.append(trig)
+            if len(self._pending_triggers) + self._queued_triggers >= MAX_QUEUED_TRIGGERS:
+                self.triggers_dropped += 1
+                raise ValueError(f"trigger queue full ({MAX_QUEUED_TRIGGERS} waiting for their beat/bar); "
+                                 f"{name!r} dropped")
+            self._pending_triggers.append(trig)
 
     def set_tempo(self, bpm: float, beats_per_bar: int | None = None) -> None:
         """Change tempo (20..400 bpm) keeping the beat phase; optionally beats per bar (1..16)."""
@@ -225,6 +234,7 @@ class GameMapper:
             else:
                 still.append((kind, item))
         self._waiting = still
+        self._queued_triggers = sum(1 for w in still if w[0] == "trigger")
 
         for name, r in self.config.rtpcs.items():
             self._rtpc_value[name] = self._slew(r, self._rtpc_value[name], rtpc_target[name], n)
@@ -241,6 +251,8 @@ class GameMapper:
             self._fade_frames = round(preset.crossfade_s * FRAME_RATE)
             log.info("state -> %s (crossfade %d frames)", item, self._fade_frames)
         else:
+            if len(self._voices) >= MAX_ACTIVE_TRIGGERS:
+                self._voices.pop(0)  # the oldest stinger gives way
             self._voices.append(_TriggerVoice(item, self._clock))
 
     def _follow_external(self) -> None:
@@ -414,6 +426,7 @@ class GameMapper:
                       **phase(self._beat_pos(), self._bpb)},
             "waiting": [str(w[1] if w[0] == "state" else w[1].name) for w in self._waiting],
             "active_triggers": [v.trig.name for v in self._voices],
+            "triggers_dropped": self.triggers_dropped,
         }
 
     def values(self) -> dict[str, float]:

@@ -340,3 +340,16 @@ def _param_value(cfg: MappingConfig, where: str, param: str, value: object) -> f
     if not lo <= value <= hi:
         raise ValueError(f"{where}: {value!r} outside {lo:g}..{hi:g}")
     return float(value)
+
+
+def check_palette_prompts(config: MappingConfig, palette_names: set[str] | None, where: object) -> None:
+    """ValueError if a ``palette:NAME`` prompt names a style the palette lacks (or there is none)."""
+    for name, text in config.prompts:
+        if not text.startswith("palette:"):
+            continue
+        style = text[len("palette:"):].strip()
+        if palette_names is None:
+            raise ValueError(f"{where}: prompts.{name} uses {text!r} but no --palette FILE.npz was given")
+        if style not in palette_names:
+            known = ", ".join(sorted(palette_names)[:20]) or "none"
+            raise ValueError(f"{where}: prompts.{name}: unknown palette style {style!r} (palette has: {known})")

@@ -229,8 +229,9 @@ ROUTES: tuple[Route, ...] = (
           "\"Mask\", its app's default): held notes are sent as 3 (sustain-or-onset), letting the "
           "model choose where to articulate.", NOTES),
     Route("/midi_gate", (_FLAG,), lambda c, p, a: c.state.set_midi_gate(a[0]),
-          "1: the output is muted in every frame in which no note or drum note is held or just "
-          "struck (music plays only while keys are down). 0 (default): off.", NOTES),
+          "1: the output is gated: it fades out (1 s release) while no note or drum note is held "
+          "or just struck, and back in (40 ms attack) on the next note, as upstream's app. "
+          "0 (default): off.", NOTES),
     # ------------------------------------------------------------- sampling
     _guidance("style", cond.DEFAULT_CFG_STYLE),
     _guidance("notes", cond.DEFAULT_CFG_NOTES),
@@ -253,22 +254,35 @@ ROUTES: tuple[Route, ...] = (
     Route("/reset", (), lambda c, p, a: c.state.request_reset(),
           "Reset the model's streaming state (fresh start) at the next frame.", SAMPLING),
     # ------------------------------------------------------------ transport
-    Route("/pause", (), lambda c, p, a: c.state.set_paused(True), "Pause generation.", TRANSPORT),
-    Route("/resume", (), lambda c, p, a: c.state.set_paused(False), "Resume generation.", TRANSPORT),
+    Route("/pause", (), lambda c, p, a: c.state.set_paused(True),
+          "Pause generation (the output fades out over ~2 frames first).", TRANSPORT),
+    Route("/resume", (), lambda c, p, a: c.state.set_paused(False),
+          "Resume generation (fades in).", TRANSPORT),
     Route("/mute", (_FLAG,), lambda c, p, a: c.state.set_muted(a[0]),
-          "Mute (1, default) or unmute (0) the output; generation continues.", TRANSPORT),
+          "Mute (1, default) or unmute (0) the output; generation continues. Fades (10 ms), "
+          "no click.", TRANSPORT),
     Route("/volume", (Arg("gain", "float", st.VOLUME_MIN, st.VOLUME_MAX),),
-          lambda c, p, a: c.state.set_volume(a[0]), "Output gain, linear (default 1).", TRANSPORT),
+          lambda c, p, a: c.state.set_volume(a[0]),
+          "Output gain, linear (default 1). Changes glide (10 ms smoothing), never click.", TRANSPORT),
+    Route("/volume/db", (Arg("db", "float", st.VOLUME_DB_MIN, st.VOLUME_DB_MAX),),
+          lambda c, p, a: c.state.set_volume_db(a[0]),
+          "Output gain in dB (0 = unity, default); same as /volume with 10^(dB/20).", TRANSPORT),
     Route("/buffer", (Arg("samples", "int", st.BUFFER_SAMPLES_MIN, st.BUFFER_SAMPLES_MAX),),
           lambda c, p, a: c.state.request_buffer(a[0]),
           "Request an output buffer size in samples at 48 kHz (upstream offers 2048/4096/8192); "
           "the daemon rounds up to whole 1920-sample frames.", TRANSPORT),
     # ---------------------------------------------------------------- query
     Route("/status", (_PORT,), lambda c, p, a: c.server.reply_status(p, a[0]),
-          "Reply /status/reply to the sender's address, at the sender's port or at `port`.", QUERY),
+          "Reply /status/reply to the sender's address, at the sender's port or at `port` (`port` "
+          "only from this machine). Reply arguments: i frame, f step p50 ms, f step p99 ms, "
+          "i underruns, f ring fill in ms of audio buffered, s JSON with everything (at most "
+          "8 kB; `{}` to a sender on another machine that is not subscribed). At most 20 "
+          "replies per second.", QUERY),
     Route("/subscribe", (_PORT,), lambda c, p, a: c.server.subscribe(p, a[0]),
-          "Receive /tick/beat, /tick/bar and periodic /status/reply at the sender's address "
-          "(at most 16 subscribers).", QUERY),
+          "Receive /tick/beat, /tick/bar and a /status/reply per second at the sender's address "
+          "(at most 16 subscribers). A subscription lapses 30 s after the last /subscribe "
+          "(send it every few seconds to stay subscribed) and at once if the port is closed.",
+          QUERY),
     Route("/unsubscribe", (_PORT,), lambda c, p, a: c.server.unsubscribe(p, a[0]),
           "Stop sending to that subscriber.", QUERY),
     # ----------------------------------------------------------------- game
@@ -306,6 +320,12 @@ ROUTES: tuple[Route, ...] = (
           "with the model's own output before it is encoded as the model's previous frame. "
           "0 (default) = off: the model continues its own tokens.", DAW),
 )
+
+# Messages that each count (never coalesced into the latest value when the server sheds a flood).
+EVENT_ADDRESSES = frozenset({
+    "/note/on", "/note/off", "/notes/panic", "/notes/clear", "/drums/hit", "/style/clear", "/reset",
+    "/seed", "/trigger", "/tempo/sync", "/status", "/subscribe", "/unsubscribe",
+})
 
 _EXACT = {r.address: r for r in ROUTES if r.prefix is None}
 _PREFIXED = [r for r in ROUTES if r.prefix is not None]

@@ -60,13 +60,17 @@ out of range — is logged once per address and reason, counted in the status
 ## Status reply
 
 `/status/reply` arguments, in order: `i` frame counter, `f` step time p50 (ms),
-`f` step time p99 (ms), `i` underruns, `f` ring fill (0..1), `s` JSON with
+`f` step time p99 (ms), `i` underruns, `f` ring fill in ms (audio buffered
+ahead of the output, e.g. 160 with `--buffer-frames 4`), `s` JSON with
 everything: `engine` (the same figures and any others the engine reports),
 `control` (all control values, prompt slots, held notes, and a summary of the
 conditioning of the last frame: style tokens, onsets, sustained, drums, CFG
-bins), `osc` (messages received / rejected) and, with a mapping config, `game`
-(state, RTPC targets and slewed values, tempo, beat position). Numbers the
-engine does not report are -1.
+bins), `osc` (messages received / rejected / shed / coalesced under a flood,
+datagrams the kernel dropped, replies rate-limited, subscribers) and, with a
+mapping config, `game` (state, RTPC targets and slewed values, tempo, beat
+position, triggers dropped). Numbers the engine does not report are -1. The
+reply is at most 8 kB; a sender on another machine that is not subscribed
+gets `{}` as the JSON.
 
 Subscribers (`/subscribe`) get `/tick/beat i beat, i bar, i beat_in_bar`
 (0-based) on every beat, `/tick/bar i bar` on every downbeat (sent just

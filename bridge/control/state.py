@@ -24,8 +24,9 @@ upstream's live engine's, in bridge/control/notes.py):
 - onset mode (default on, upstream's "Unmask"): when off (upstream's "Mask"),
   held pitches are sent as 3 ("sustain or onset", the model decides the
   articulation) instead of 2 then 1;
-- MIDI gate (default off): when on, the output is muted (``snapshot.muted``)
-  in every frame in which no pitch or drum note is held or just struck.
+- MIDI gate (default off): when on, ``snapshot.gated`` is set in every frame
+  in which no pitch or drum note is held or just struck; the output then fades
+  out (1 s release) and back in (40 ms attack) when a note comes.
 
 Style: prompt results can have their finer levels masked (style tail masking,
 upstream's levels 6..11); raw ``set_style_tokens`` are always used as given.
@@ -59,6 +60,7 @@ TEMPERATURE_MIN, TEMPERATURE_MAX = 0.0, 3.0  # 0 is exact greedy (the engine add
 TOP_K_MIN, TOP_K_MAX = 1, 1024
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
 VOLUME_MIN, VOLUME_MAX = 0.0, 2.0
+VOLUME_DB_MIN, VOLUME_DB_MAX = -60.0, 12.0
 BUFFER_SAMPLES_MIN, BUFFER_SAMPLES_MAX = 1920, 96000
 GUIDANCE_NAMES = ("style", "notes", "drums")
 SEED_ROTATION_MIN, SEED_ROTATION_MAX = 0, 1000  # upstream's AUv3 parameter range
@@ -90,6 +92,8 @@ class ControlSnapshot:
     # Raw guidance scales (style, notes, drums): the engine mixes logits with them;
     # the conditioning vector carries only their bins.
     guidance: tuple[float, float, float] = (cond.DEFAULT_CFG_STYLE, cond.DEFAULT_CFG_NOTES, cond.DEFAULT_CFG_DRUMS)
+    # MIDI gate closed: gate on and no note or drum note held or just struck (output fades out).
+    gated: bool = False
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -214,6 +218,9 @@ class ControlState:
             raise ValueError("prompt: longer than 1000 characters")
         if prompt.startswith("palette:") and not prompt[len("palette:"):].strip():
             raise ValueError("prompt: palette name is empty")
+        check = getattr(self._resolver, "check_prompt", None)
+        if check is not None and prompt:
+            check(prompt)  # e.g. an unknown palette name: rejected here, never queued
         weight = _check_range("weight", weight, WEIGHT_MIN, WEIGHT_MAX)
         with self._lock:
             if self._slots[slot] == (prompt, weight):
@@ -515,6 +522,13 @@ class ControlState:
             self._volume = volume
             self._bump()
 
+    def set_volume_db(self, db: float) -> None:
+        """Output gain in decibels, -60..+12 (0 dB = unity; the only way above linear 2.0)."""
+        db = _check_range("volume dB", db, VOLUME_DB_MIN, VOLUME_DB_MAX)
+        with self._lock:
+            self._volume = 10.0 ** (db / 20.0)
+            self._bump()
+
     # ---------------------------------------------------------------- readers
     def _run_hooks(self, frame_index: int) -> None:
         with self._lock:
@@ -562,7 +576,8 @@ class ControlState:
                 seed=seed,
                 reset=self._reset,
                 paused=self._paused,
-                muted=self._muted or gated,
+                muted=self._muted,
+                gated=gated,
                 volume=self._volume,
                 version=self._version,
                 buffer_samples=self._buffer_samples,

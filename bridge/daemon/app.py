@@ -1,8 +1,10 @@
 """The live daemon: wires engine, control inputs, frame loop, ring and sinks, and runs them.
 
-Start-up order: load the engine, open the audio sink (fails early with a
-clear message), start the frame loop and fill the ring, start the sink, then
-the control inputs (OSC, MIDI, game mapping) and the PCM stream. Shutdown
+Start-up order: validate the config and bind the OSC and PCM ports (so a
+broken config or a busy port fails before any output is touched), open the
+audio sink (fails early with a clear message), load the engine, start the
+frame loop and fill the ring, start the sink, then the control inputs (OSC,
+MIDI, game mapping). Shutdown
 (SIGINT/SIGTERM, or a dead sink/loop): close the inputs, stop producing,
 drain what is buffered, close the sink and the PCM stream.
 """
@@ -130,6 +132,17 @@ class Daemon:
     def start(self) -> None:
         """Open the sink, fill the ring, start audio and inputs. Raises SinkUnavailable."""
         opts = self.opts
+        prepare = getattr(self.inputs_factory, "prepare", None)
+        if prepare is not None:
+            prepare(opts)  # config checked, OSC port bound: before any output is opened
+        if opts.pcm_port is not None:
+            self.pcm = PcmStreamServer(opts.pcm_port)
+        taps = (self.pcm,) if self.pcm is not None else ()
+        trace = FrameTrace(opts.trace)
+        if opts.web_port is not None:  # binds its port too: before any output is opened
+            from bridge.web.server import WebStudio
+            self.web = WebStudio(opts.web_host, opts.web_port, trace)
+            taps = (*taps, self.web.tap)
         # Sized for the highest rate a sink may run at; the sink decides the real rate on open().
         self.ring = AudioRing(ring_capacity(max(MAX_BUFFER_FRAMES, opts.buffer_frames), MAX_SINK_RATE))
         self.sink = make_sink(opts.audio, self.ring, jack_autoconnect=opts.jack_autoconnect)
@@ -144,10 +157,6 @@ class Daemon:
             from bridge.pipeline import choose_overlap
 
             opts.overlap = choose_overlap(self.engine)
-        taps = ()
-        if opts.pcm_port is not None:
-            self.pcm = PcmStreamServer(opts.pcm_port)
-            taps = (self.pcm,)
         engine, control = self.engine, self.control
         from .audio_in import open_audio_in
 
@@ -161,11 +170,6 @@ class Daemon:
             self.daw.recorder = SessionRecorder(opts.record)
             engine, control = self.daw.recorder.wrap_engine(engine), self.daw.recorder.wrap_control(control)
             taps = (*taps, self.daw.recorder)
-        trace = FrameTrace(opts.trace)
-        if opts.web_port is not None:
-            from bridge.web.server import WebStudio
-            self.web = WebStudio(opts.web_host, opts.web_port, trace)
-            taps = (*taps, self.web.tap)
         self.loop = FrameLoop(engine, control, self.ring, buffer_frames=opts.buffer_frames,
                               out_rate=rate, taps=taps, trace=trace, overlap=opts.overlap)
         if self.daw.audio_in is not None:
@@ -203,6 +207,7 @@ class Daemon:
             if self.loop.buffer_frames != buffer_frames and self._port_latency is not None:
                 buffer_frames = self.loop.buffer_frames
                 self._port_latency.recompute()  # tell JACK the new internal delay
+            self.sink.poll()
             if self.sink.failed:
                 self.exit_reason = self.sink.failed
                 log.error("%s; stopping", self.sink.failed)
@@ -229,6 +234,9 @@ class Daemon:
             except Exception:
                 log.exception("closing %r", item)
         self.inputs = []
+        release = getattr(self.inputs_factory, "close", None)
+        if release is not None:
+            release()
         if self.loop is not None:
             self.loop.stop()
         if self.ring is not None:

@@ -3,13 +3,14 @@
 Each frame: ``snap = control.snapshot(i)``; a reset or seed request resets
 the engine (reseeded when a seed came with it); the model step
 (``engine.generate`` with the snapshot's guidance) unless paused (paused frames
-are silence, so the sink does not underrun). The codec decodes each frame on
-its own thread while the next frame is generated (:mod:`bridge.pipeline`, one
-frame of added latency) with ``overlap=True``; ``False`` decodes in line
-(the daemon decides with :func:`bridge.pipeline.choose_overlap`). A decoded frame
-gets its own snapshot's mute and volume, is resampled to the sink's rate if
-needed, pushed to the ring, published to taps (the PCM stream) at 48 kHz, and
-traced.
+are silence, so the sink does not underrun; a pause first fades out). The
+codec decodes each frame on its own thread while the next frame is generated
+(:mod:`bridge.pipeline`, one frame of added latency) with ``overlap=True``;
+``False`` decodes in line (the daemon decides with
+:func:`bridge.pipeline.choose_overlap`). A decoded frame gets its own
+snapshot's volume, mute, pause and MIDI gate through click-free envelopes
+(bridge/audio/gain.py), is resampled to the sink's rate if needed, pushed to
+the ring, published to taps (the PCM stream) at 48 kHz, and traced.
 
 Pacing: a new frame is produced only while the ring holds less than
 ``buffer_frames`` frames, so control changes reach the ear after about
@@ -29,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge.audio.gain import OutputGain
 from bridge.audio.resample import LinearResampler
 from bridge.audio.ring import AudioRing
 from bridge.pipeline import CodecOverlap
@@ -81,7 +83,7 @@ class FrameLoop:
         self.engine_resets = 0
         self.failed: str | None = None
         self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
-        self._scaled = np.zeros((FRAME_SAMPLES, 2), np.float32)
+        self.gain = OutputGain()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="frame-loop", daemon=True)
         self._warned_no_audio = False
@@ -139,10 +141,11 @@ class FrameLoop:
         if snap.reset or snap.seed is not None:
             self._output_in_flight(self.codec.flush())  # it belongs to the stream before the reset
             self.engine.reset(seed=snap.seed)
+            self.gain.reset()
             self.engine_resets += 1
             log.info("engine reset at frame %d%s", i, "" if snap.seed is None else f" (seed {snap.seed})")
         self.frame_index = i + 1
-        if snap.paused:
+        if not self.gain.needs_audio(snap.paused):  # paused, and the fade-out is done
             self._output_in_flight(self.codec.flush())
             self._output(self._silence, i, snap, wall, None)
             return
@@ -170,11 +173,9 @@ class FrameLoop:
                 log.warning("model package has no codec decoder: output is silence")
                 self._warned_no_audio = True
             audio = self._silence
-        elif snap.muted:
-            audio = self._silence
-        elif snap.volume != 1.0:
-            np.multiply(audio, np.float32(snap.volume), out=self._scaled)
-            audio = self._scaled
+        else:
+            audio = self.gain.process(audio, snap.volume, muted=snap.muted, paused=snap.paused,
+                                      gated=snap.gated)
         self._output(audio, i, snap, wall, step_ms)
 
     def _output(self, audio: np.ndarray, i: int, snap, wall: float, step_ms: float | None) -> None:

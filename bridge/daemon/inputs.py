@@ -1,7 +1,10 @@
 """Control inputs of the daemon: control state, game mapping, OSC server, MIDI input.
 
 Kept apart from the daemon's audio side so each can be tested alone; the
-daemon only needs ``build_control`` and ``start_inputs``.
+daemon only needs ``build_control`` and ``start_inputs`` (or a
+:class:`ControlInputs`, whose ``prepare`` validates the config and binds the
+OSC port before any audio output is opened, so a broken config or a busy port
+fails before anything is written).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from bridge.audio.sinks import Sink
 from bridge.control.state import ControlState
 from bridge.control.tempo import DEFAULT_SOURCE
+from bridge.quiet import quiet_stderr
 
 from .app import Closeable, ServeOptions
 
@@ -47,21 +51,66 @@ def build_control(opts: ServeOptions, engine) -> ControlState:
     return control
 
 
+def load_config(opts: ServeOptions):
+    """The --config mapping, validated (including its palette:NAME prompts against --palette)."""
+    from bridge.control.mapping_config import MappingConfig, check_palette_prompts
+
+    config = MappingConfig.from_toml(opts.config)
+    names = None
+    if opts.palette is not None:
+        from bridge.style.palette import load_palette
+        names = set(load_palette(opts.palette))
+    check_palette_prompts(config, names, opts.config)
+    return config
+
+
+class ControlInputs:
+    """The daemon's inputs factory: ``prepare`` before audio opens, then call it to start."""
+
+    def __init__(self) -> None:
+        self.config = None
+        self.osc_sock = None
+
+    def prepare(self, opts: ServeOptions) -> None:
+        """Validate --config and --palette and bind the OSC port; raise with one clear line."""
+        from bridge.control.osc_server import bind_osc_socket
+
+        if opts.config is not None:
+            self.config = load_config(opts)
+        self.osc_sock = bind_osc_socket(opts.osc_host, opts.osc_port)
+
+    def __call__(self, opts: ServeOptions, control: ControlState, status_provider: Callable[[], dict],
+                 sink: Sink | None = None, web=None) -> list[Closeable]:
+        sock, self.osc_sock = self.osc_sock, None
+        try:
+            return start_inputs(opts, control, status_provider, sink, web, config=self.config, osc_sock=sock)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+
+    def close(self) -> None:
+        """Release what ``prepare`` took if the inputs never started."""
+        if self.osc_sock is not None:
+            self.osc_sock.close()
+            self.osc_sock = None
+
+
 def start_inputs(opts: ServeOptions, control: ControlState,
                  status_provider: Callable[[], dict], sink: Sink | None = None,
-                 web=None, daw=None) -> list[Closeable]:
+                 web=None, daw=None, *, config=None, osc_sock=None) -> list[Closeable]:
     """Start the game mapper (with --config), the OSC server and MIDI input; return closers.
 
     ``sink``: the daemon's open audio sink; with a JACK sink and JACK MIDI the
     MIDI input port is registered on the sink's own client. ``web``: the bound
     WebStudio of ``--web``; its page messages go through the OSC server's dispatch.
     ``daw``: the DawControls the OSC table reaches (MIDI learn is filled in here).
+    ``config`` and ``osc_sock``: already loaded / bound by :meth:`ControlInputs.prepare`.
     """
     from bridge.control.osc_server import OscServer
 
     started: list[Closeable] = []
     mapper = None
-    config = None
     ticks: list[Callable] = []
 
     def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
@@ -70,9 +119,14 @@ def start_inputs(opts: ServeOptions, control: ControlState,
 
     if opts.config is not None:
         from bridge.control.mapping import GameMapper
-        from bridge.control.mapping_config import MappingConfig
 
-        config = MappingConfig.from_toml(opts.config)
+        if config is None:
+            config = load_config(opts)
+
+        def on_tick(kind: str, beat: int, bar: int, in_bar: int) -> None:
+            for tick in ticks:
+                tick(kind, beat, bar, in_bar)
+
         mapper = GameMapper(config, control, on_tick=on_tick, preset=opts.preset)
         log.info("game mapping from %s: %d RTPCs, %d states, %d triggers, %d MIDI CCs", opts.config,
                  len(config.rtpcs), len(config.states), len(config.triggers),
@@ -109,7 +163,8 @@ def start_inputs(opts: ServeOptions, control: ControlState,
     if daw.recorder is not None:  # last: it applies what the other taps leave
         taps.append(lambda handler: handler.add_tap(daw.recorder.midi_tap(handler)))
     try:
-        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port, daw=daw)
+        osc = OscServer(control, mapper, status_provider, host=opts.osc_host, port=opts.osc_port, daw=daw,
+                        sock=osc_sock)
         osc.start()
         ticks.append(osc.send_tick)
         started.append(_Stopper(osc, "osc-server"))
@@ -186,7 +241,8 @@ def _start_midi(opts: ServeOptions, control: ControlState, mapper, config=None,
             midi = MidiInput(control, api=api, connect=opts.midi_connect, **kwargs)
         for attach in taps:
             attach(midi.handler)
-        midi.start()
+        with quiet_stderr(f"MIDI ({api})"):  # alsa-lib/libjack print raw errors before ours
+            midi.start()
     except (RuntimeError, OSError) as exc:
         if mode == "auto" and not opts.midi_connect:
             log.warning("no MIDI input (%s); continuing without MIDI (--midi none silences this)", exc)

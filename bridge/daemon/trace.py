@@ -42,6 +42,7 @@ class FrameTrace:
             "version": snap.version,
             "paused": snap.paused,
             "muted": snap.muted,
+            "gated": snap.gated,
             "volume": snap.volume,
             "temperature": snap.temperature,
             "top_k": snap.top_k,

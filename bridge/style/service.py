@@ -45,6 +45,7 @@ class StyleService:
         self._closed = False
         self.completed = 0
         self.failed = 0
+        self._logged: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="style-service", daemon=True)
         self._thread.start()
 
@@ -57,6 +58,14 @@ class StyleService:
                 return
             self._pending = (list(slots), on_ready)
             self._cond.notify()
+
+    def check_prompt(self, prompt: str) -> None:
+        """ValueError for a prompt that can never resolve (an unknown palette style)."""
+        if prompt.startswith(PALETTE_PREFIX):
+            name = prompt[len(PALETTE_PREFIX):].strip()
+            if name not in self.palette:
+                known = ", ".join(sorted(self.palette)[:20]) or "none loaded; start with --palette FILE.npz"
+                raise ValueError(f"unknown palette style {name!r} (known: {known})")
 
     # -- lifecycle ----------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
@@ -118,9 +127,12 @@ class StyleService:
                 self._busy = True
             try:
                 tokens = self.resolve(slots)
-            except Exception:
+            except Exception as exc:
                 self.failed += 1
-                log.exception("style request %r failed; previous style holds", slots)
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                if reason not in self._logged:  # one line per distinct reason, not a traceback per blend
+                    self._logged.add(reason)
+                    log.error("style request failed (%s); previous style holds", reason)
             else:
                 try:
                     on_ready(tokens)

@@ -6,18 +6,25 @@ import abc
 
 from ..ring import AudioRing
 
-ALTERNATIVES = (
-    "alternatives: --audio jack (a running JACK server), --audio device[:NAME] "
-    "(a PortAudio output device), --audio wav:PATH (record to a file), "
-    "--audio null (no sound, real-time pacing)"
-)
+_OPTIONS = {
+    "jack": "--audio jack (a running JACK server)",
+    "device": "--audio device[:NAME] (a PortAudio output device)",
+    "wav": "--audio wav:PATH (record to a file)",
+    "null": "--audio null (no sound, real-time pacing)",
+}
+ALTERNATIVES = "alternatives: " + ", ".join(_OPTIONS.values())
+
+
+def alternatives(failed: str | None = None) -> str:
+    """The other ``--audio`` choices, leaving out the one that just failed."""
+    return "alternatives: " + ", ".join(v for k, v in _OPTIONS.items() if k != failed)
 
 
 class SinkUnavailable(RuntimeError):
     """The requested audio output cannot be opened (no server, no such device...)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"{reason}; {ALTERNATIVES}")
+    def __init__(self, reason: str, failed: str | None = None) -> None:
+        super().__init__(f"{reason}; {alternatives(failed)}")
 
 
 class Sink(abc.ABC):
@@ -47,6 +54,9 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop consuming and release the output. Idempotent."""
+
+    def poll(self) -> None:  # noqa: B027 - optional hook, most sinks need nothing
+        """Called by the daemon every 0.2 s from its main thread (e.g. to reconnect); default: nothing."""
 
     def latency_frames(self) -> int:
         """Extra output latency beyond the ring, in sample frames (one block, typically)."""

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bridge.quiet import quiet_stderr
+
 from ..ring import AudioRing
 from .base import Sink, SinkUnavailable
 
@@ -36,7 +38,7 @@ def pick_device(devices: Sequence[dict], name: str | None, default_index: int | 
             return default_index
         if outputs:
             return outputs[0]
-        raise SinkUnavailable(f"no PortAudio output device ({_describe(devices)})")
+        raise SinkUnavailable(f"no PortAudio output device ({_describe(devices)})", "device")
     wanted = name.casefold()
     exact = [i for i in outputs if devices[i]["name"].casefold() == wanted]
     partial = [i for i in outputs if wanted in devices[i]["name"].casefold()]
@@ -62,11 +64,13 @@ class DeviceSink(Sink):
         self.output_underflows = 0
 
     def open(self) -> None:
-        try:
-            import sounddevice as sd
-        except OSError as exc:  # libportaudio missing
-            raise SinkUnavailable(f"PortAudio library not found ({exc}); install libportaudio2") from exc
-        devices = [dict(d) for d in sd.query_devices()]
+        with quiet_stderr("PortAudio"):  # its ALSA/JACK probing prints raw errors at start-up
+            try:
+                import sounddevice as sd
+            except OSError as exc:  # libportaudio missing
+                raise SinkUnavailable(f"PortAudio library not found ({exc}); install libportaudio2",
+                                      "device") from exc
+            devices = [dict(d) for d in sd.query_devices()]
         default_out = sd.default.device[1]
         default_out = None if default_out is None or default_out < 0 else int(default_out)
         self.device_index = pick_device(devices, self.device_name, default_out)

@@ -6,6 +6,11 @@ audio buffers, logs, locks or waits. xrun and shutdown callbacks only set
 counters/flags that the daemon reads. If the server does not run at 48 kHz
 the frame loop resamples before the ring (see ``samplerate``).
 
+A missing server gives one line (libjack's own chatter is captured, see
+bridge/quiet.py). If the server goes away while serving, the sink waits and
+reconnects when it is back (``poll``, called by the daemon every 0.2 s):
+same client name, ports, connections and MIDI input.
+
 The same client carries the MIDI input port ``mrt-bridge:midi_in`` when MIDI
 goes through JACK too (``open_midi_input``; one client, so JACK never renames
 it): the process callback copies each incoming event's bytes into a
@@ -16,8 +21,11 @@ normal thread drains.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
+
+from bridge.quiet import quiet_stderr
 
 from ..ring import AudioRing
 from .base import Sink, SinkUnavailable
@@ -27,6 +35,7 @@ log = logging.getLogger(__name__)
 CLIENT_NAME = "mrt-bridge"
 PORT_NAMES = ("out_L", "out_R")
 INPUT_PORT_NAMES = ("in_L", "in_R")
+RECONNECT_EVERY_S = 1.0
 
 
 class JackSink(Sink):
@@ -50,25 +59,37 @@ class JackSink(Sink):
         self._in_ring = None  # an AudioRing the process callback writes the input into
         self._in_scratch = np.zeros((0, 2), np.float32)
         self.input_dropped = 0  # input blocks dropped because _in_ring was full
+        self._midi_port_name: str | None = None
+        self._started = False
+        self._next_retry = 0.0
+        self.reconnects = 0
 
-    def open(self) -> None:
+    def _open_client(self):
         try:
             import jack
         except OSError as exc:  # libjack missing
-            raise SinkUnavailable(f"JACK library not found ({exc}); install jackd2/libjack") from exc
-        try:
-            self.client = jack.Client(self.client_name, no_start_server=True)
-        except jack.JackOpenError as exc:
-            raise SinkUnavailable(
-                f"no JACK server running (could not open client {self.client_name!r}: {exc}); "
-                "start one, e.g. `jackd -d alsa` or `jackd -d dummy -r 48000`"
-            ) from exc
+            raise SinkUnavailable(f"JACK library not found ({exc}); install jackd2/libjack", "jack") from exc
+        with quiet_stderr("libjack"):
+            try:
+                return jack.Client(self.client_name, no_start_server=True)
+            except jack.JackOpenError as exc:
+                raise SinkUnavailable(
+                    f"no JACK server running (could not open client {self.client_name!r}: {exc}); "
+                    "start one, e.g. `jackd -d alsa` or `jackd -d dummy -r 48000`", "jack"
+                ) from None
+
+    def open(self) -> None:
+        self.client = self._open_client()
         if self.client.name != self.client_name:
             log.warning("JACK client name %r was taken; registered as %r", self.client_name, self.client.name)
         self.samplerate = int(self.client.samplerate)
         if self.samplerate != 48_000:
             log.warning("JACK server runs at %d Hz, not 48000 Hz: resampling 48000 -> %d Hz (linear)",
                         self.samplerate, self.samplerate)
+        self._register()
+
+    def _register(self) -> None:
+        """Ports and callbacks on a freshly opened client."""
         self._ports = [self.client.outports.register(n) for n in PORT_NAMES]
         self._scratch = np.zeros((max(self.client.blocksize, 1), 2), np.float32)
         self.client.set_process_callback(self._process)
@@ -112,8 +133,44 @@ class JackSink(Sink):
         self.xruns += 1
 
     def _shutdown(self, status, reason: str) -> None:
-        self.shutdown_reason = str(reason)
-        self.failed = f"JACK server shut down: {reason}"
+        # Not fatal: poll() reconnects once the server is back (flags only here).
+        self._midi_active = False
+        self.shutdown_reason = str(reason) or "server gone"
+
+    # -- server restarts ------------------------------------------------------------
+    def poll(self) -> None:
+        """Called by the daemon every 0.2 s: after a server shutdown, try to reconnect (every 1 s)."""
+        if self.shutdown_reason is None or self.failed or time.monotonic() < self._next_retry:
+            return
+        if self._next_retry == 0.0:
+            log.warning("JACK server shut down (%s); waiting for it to come back", self.shutdown_reason)
+        self._next_retry = time.monotonic() + RECONNECT_EVERY_S
+        old, self.client = self.client, None
+        if old is not None:
+            try:
+                old.close()
+            except Exception as exc:  # noqa: BLE001 - closing a zombie client may fail
+                log.debug("closing the old JACK client: %s", exc)
+        try:
+            client = self._open_client()
+        except SinkUnavailable:
+            return
+        if int(client.samplerate) != self.samplerate:
+            client.close()
+            self.failed = (f"JACK server came back at {client.samplerate} Hz instead of {self.samplerate} Hz; "
+                           "restart mrt-bridge")
+            return
+        self.client = client
+        self.shutdown_reason = None
+        self._next_retry = 0.0
+        self._register()
+        if self._midi_port_name is not None:
+            self._midi_port = self.client.midi_inports.register(self._midi_port_name)
+            self._midi_active = self._midi_ring is not None
+        if self._started:
+            self.start()
+        self.reconnects += 1
+        log.warning("JACK server is back: reconnected as %r", self.client.name)
 
     # -- MIDI input on this client ----------------------------------------------------
     def open_midi_input(self, ring, port_name: str = "midi_in") -> str:
@@ -127,6 +184,7 @@ class JackSink(Sink):
             raise RuntimeError("the JACK sink is not open")
         if self._midi_port is None:
             self._midi_port = self.client.midi_inports.register(port_name)
+            self._midi_port_name = port_name
         elif self._midi_port.shortname != port_name:
             raise RuntimeError(f"this JACK client already has MIDI input {self._midi_port.name!r}")
         self._midi_active = False
@@ -166,6 +224,7 @@ class JackSink(Sink):
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
         self.client.activate()
+        self._started = True
         if not self.autoconnect:
             return
         targets = self.client.get_ports(is_audio=True, is_input=True, is_physical=True)
@@ -195,7 +254,8 @@ class JackSink(Sink):
 
     def status(self) -> dict:
         out = {**super().status(), "xruns": self.xruns,
-               "client": self.client.name if self.client is not None else None}
+               "client": self.client.name if self.client is not None else None,
+               "server_lost": self.shutdown_reason, "reconnects": self.reconnects}
         if self.client is not None and self._midi_port is not None:
             out["midi_in"] = {"port": self._midi_port.name,
                               "dropped": getattr(self._midi_ring, "dropped", None)}

@@ -45,14 +45,14 @@ namespace MrtBridge.Osc
     }
 
     /// <summary>A parsed /status/reply: i frame, f step p50 (ms), f step p99 (ms),
-    /// i underruns, f ring fill, s JSON with everything else (see docs/osc-api.md).
+    /// i underruns, f ring fill (ms of audio buffered), s JSON with everything else (see docs/osc-api.md).
     /// Numbers the engine does not report are -1.</summary>
     public sealed class MrtStatus
     {
         public int Frame = -1;
         public float StepMsP50 = -1f, StepMsP99 = -1f;
         public int Underruns = -1;
-        public float RingFill = -1f;
+        public float RingFill = -1f;  // milliseconds of audio buffered ahead of the output
         /// <summary>The raw JSON text and its parse (null if absent or invalid).</summary>
         public string Json;
         public object Document;
