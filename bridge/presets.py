@@ -66,7 +66,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     DEFAULT: Preset(
-        DEFAULT, "this project's defaults (upstream's Python library: MagentaRT2System)",
+        DEFAULT, "this project's defaults (knob values and note semantics of upstream's Python library)",
         temperature=cond.DEFAULT_TEMPERATURE, top_k=cond.DEFAULT_TOP_K,
         guidance=(cond.DEFAULT_CFG_STYLE, cond.DEFAULT_CFG_NOTES, cond.DEFAULT_CFG_DRUMS),
         onset_mode=True, unmask_width=None, style_tail_mask=False, default_style=None,

@@ -80,10 +80,10 @@ class ControlInputs:
         self.osc_sock = bind_osc_socket(opts.osc_host, opts.osc_port)
 
     def __call__(self, opts: ServeOptions, control: ControlState, status_provider: Callable[[], dict],
-                 sink: Sink | None = None, web=None) -> list[Closeable]:
+                 sink: Sink | None = None, web=None, daw=None) -> list[Closeable]:
         sock, self.osc_sock = self.osc_sock, None
         try:
-            return start_inputs(opts, control, status_provider, sink, web, config=self.config, osc_sock=sock)
+            return start_inputs(opts, control, status_provider, sink, web, daw, config=self.config, osc_sock=sock)
         except BaseException:
             if sock is not None:
                 sock.close()
