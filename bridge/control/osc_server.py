@@ -60,11 +60,11 @@ DISPATCH_PER_S = 2000.0
 DISPATCH_BURST = 1000.0
 EVENT_CAP = 64
 KEEP_MAX = 256
-FLOOD_PAUSE_S = 0.01
+FLOOD_PAUSE_S = 0.02
 # A sender with a quarter of a full batch gets its own connected socket (at most MAX_ISOLATED),
 # drained ISOLATED_BATCH datagrams at a time; released after ISOLATION_QUIET_S without traffic.
 MAX_ISOLATED = 8
-ISOLATED_BATCH = 128
+ISOLATED_BATCH = 64
 ISOLATED_RECV_BUFFER = 64 * 1024
 ISOLATION_QUIET_S = 10.0
 THREAD_NICE = 5
