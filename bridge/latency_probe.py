@@ -253,9 +253,13 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
 
 def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset: int, t_send: int,
                   limit: int) -> int:
-    """Frames from ``t_send`` to the first recorded sample that differs from the reference stream."""
-    z = int(np.argmax(np.any(ref != 0, axis=1)))
+    """Frames from ``t_send`` to the first recorded sample that differs from the reference stream.
+
+    The reset stream is found by one exact frame of it, taken after the daemon's 40 ms fade-in
+    (bridge/audio/gain.py), which the offline reference does not have.
+    """
     window = 1920
+    z = int(np.argmax(np.any(ref != 0, axis=1))) + 2 * window  # a reference sample past the fade-in
     lo = int(np.searchsorted(times, t_reset))
     hi = int(np.searchsorted(times, t_send))
     start = None
@@ -268,10 +272,10 @@ def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset
     # up to the moment the next repeat's reset could be heard
     until = int(np.searchsorted(times, t_send + limit))
     n = min(len(ref), until - start)
-    diff = np.nonzero(np.any(audio[start:start + n] != ref[:n], axis=1))[0]
+    diff = np.nonzero(np.any(audio[start + z:start + n] != ref[z:n], axis=1))[0]
     if len(diff) == 0:
         raise ValueError("the output never changed after the change")
-    d = start + int(diff[0])
+    d = start + z + int(diff[0])
     if times[d] < t_send:
         raise ValueError("the output changed before the change was sent (misaligned)")
     return int(times[d] - t_send)

@@ -64,7 +64,7 @@ def test_input_tokens_equal_offline_encoding_of_the_mix(bundled_package, tmp_pat
         player = Player(signal)
         try:
             with serve(bundled_package, tmp_path / "daemon.log", "--audio", "jack", "--no-autoconnect",
-                       "--midi", "none", "--record", str(rec)) as (_, osc):
+                       "--midi", "none", "--record", str(rec), "--overlap", "on") as (_, osc):
                 ports = [p.name for p in player.client.get_ports("mrt-bridge:in_")]
                 assert ports == ["mrt-bridge:in_L", "mrt-bridge:in_R"], ports
                 player.client.connect("player:out_L", "mrt-bridge:in_L")

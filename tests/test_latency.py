@@ -25,7 +25,7 @@ def _ranges(server: str, port: str) -> dict[str, tuple[int, int]]:
 def test_jack_port_latency_ranges_and_status(bundled_package, tmp_path) -> None:
     with jack_server(period=256) as server:
         with serve(bundled_package, tmp_path / "daemon.log", "--audio", "jack", "--midi", "jack",
-                   "--buffer-frames", "5") as (_, osc):
+                   "--buffer-frames", "5", "--overlap", "on") as (_, osc):
             status = osc.status()
             lo, hi = internal_frames(5 + 1, 256, 48000)  # + the frame in the overlapped codec
             system = _ranges(server, "system:playback_1")["playback"]

@@ -167,6 +167,8 @@ class JackSink(Sink):
         if self._midi_port_name is not None:
             self._midi_port = self.client.midi_inports.register(self._midi_port_name)
             self._midi_active = self._midi_ring is not None
+        if self._in_ports:  # live audio input: the same ports on the new client
+            self._in_ports = [self.client.inports.register(n) for n in INPUT_PORT_NAMES]
         if self._started:
             self.start()
         self.reconnects += 1
