@@ -29,6 +29,7 @@ import numpy as np
 from . import CODEBOOK_SIZE, FRAME_SAMPLES, SAMPLE_RATE, TOKENS_PER_FRAME
 from . import io_names as io
 from .conditioning import (
+    CONDITIONING_LENGTH,
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     Conditioning,
@@ -116,7 +117,7 @@ class Engine:
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2
         # Per-frame inputs, allocated once.
-        self._cond_rows = np.empty((self.rows, 144), np.int64)
+        self._cond_rows = np.empty((self.rows, CONDITIONING_LENGTH), np.int64)
         self._prev_rows = np.zeros((self.rows, TOKENS_PER_FRAME), np.int64)
         self._guidance = np.zeros((1, self.rows), np.float32)
         self._temperature = np.zeros(1, np.float32)
