@@ -426,10 +426,15 @@ def test_12_daemon_waits_for_jackd_and_reconnects(bundled_package: Path) -> None
             # ... and is back: the daemon reconnects and keeps producing
             wait_for(lambda: _has_port(name, "mrt-bridge:out_L"), timeout=20)
             wait_for(lambda: _has_port(name, "mrt-bridge:midi_in"), timeout=5)
+            wait_for(lambda: _has_port(name, "mrt-bridge:in_L"), timeout=5)  # live input ports too
             s1 = wait_for_status(port, proc)["engine"]
             assert s1["sink"]["reconnects"] == 1
             time.sleep(1.0)
             assert wait_for_status(port, proc)["engine"]["frames"] > s1["frames"]
+            # the new client reports the internal delay as its ports' latency again
+            from tests.test_latency import _ranges
+
+            assert _ranges(name, "mrt-bridge:out_L")["capture"][0] >= 2 * 1920  # (3 frames ahead - 1) x 1920
         finally:
             out = _stop(proc)
         assert proc.returncode == 0, out

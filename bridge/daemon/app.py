@@ -123,6 +123,13 @@ class Daemon:
             out["web"] = self.web.status()
         return out
 
+    def _attach_port_latency(self, client) -> None:
+        from bridge.audio.jack_latency import PortLatency
+
+        loop, sink = self.loop, self.sink
+        self._port_latency = PortLatency(client, lambda: internal_frames(
+            loop.buffer_frames + loop.codec.latency_frames, sink.latency_frames(), sink.samplerate))
+
     def _latency(self, step_ms: float) -> dict:
         """Expected control-to-ear latency (bridge/daemon/latency.py) for /status and the start-up log."""
         return control_latency(self.loop.buffer_frames + self.loop.codec.latency_frames, step_ms,
@@ -180,7 +187,11 @@ class Daemon:
                                f"the model could not fill {opts.buffer_frames} frames in {FILL_TIMEOUT_S:.0f} s "
                                "(far slower than real time; try --provider cuda or a smaller model)")
         self.ring.reset_low_water()
-        self._port_latency = _jack_port_latency(self.sink, self.loop)
+        from bridge.audio.sinks.jack_sink import JackSink
+
+        if isinstance(self.sink, JackSink):  # report the internal delay as the ports' latency ranges,
+            self.sink.client_hooks.append(self._attach_port_latency)  # again after every reconnect
+            self._attach_port_latency(self.sink.client)
         self.sink.start()
         if self.inputs_factory is not None:
             extra = {} if self.web is None else {"web": self.web}
@@ -260,18 +271,6 @@ class Daemon:
             log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
                      status["frames"], status["underruns"], status["step_ms"]["p50"],
                      status["step_ms"]["p99"])
-
-
-def _jack_port_latency(sink: Sink, loop: FrameLoop):
-    """With a JACK sink: report the daemon's internal delay as its ports' latency ranges."""
-    from bridge.audio.sinks.jack_sink import JackSink
-
-    if not isinstance(sink, JackSink):
-        return None
-    from bridge.audio.jack_latency import PortLatency
-
-    return PortLatency(sink.client, lambda: internal_frames(loop.buffer_frames + loop.codec.latency_frames,
-                                                            sink.latency_frames(), sink.samplerate))
 
 
 def _playback_ms(sink: Sink) -> float:

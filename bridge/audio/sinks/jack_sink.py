@@ -63,6 +63,8 @@ class JackSink(Sink):
         self._started = False
         self._next_retry = 0.0
         self.reconnects = 0
+        # Called with every new client of a reconnect, before it is activated (e.g. latency callbacks).
+        self.client_hooks: list = []
 
     def _open_client(self):
         try:
@@ -169,6 +171,8 @@ class JackSink(Sink):
             self._midi_active = self._midi_ring is not None
         if self._in_ports:  # live audio input: the same ports on the new client
             self._in_ports = [self.client.inports.register(n) for n in INPUT_PORT_NAMES]
+        for hook in self.client_hooks:
+            hook(self.client)
         if self._started:
             self.start()
         self.reconnects += 1
