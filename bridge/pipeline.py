@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from .engine import Engine, Frame
+from .threads import set_thread_nice
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,12 @@ def choose_overlap(engine: Engine, frames: int = AUTO_FRAMES) -> bool:
 class CodecOverlap:
     """Runs an engine's codec one frame behind its model step, on its own thread (see module doc)."""
 
-    def __init__(self, engine: Engine, overlap: bool = True) -> None:
+    def __init__(self, engine: Engine, overlap: bool = True, nice: int | None = None) -> None:
+        """``nice``: CPU priority of the codec thread (bridge.threads), e.g. the daemon's audio priority."""
         self.engine = engine
         self.overlap = bool(overlap and engine.codec is not None)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec") if self.overlap else None
+        init = (lambda: set_thread_nice(nice)) if nice is not None else None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec", initializer=init) if self.overlap else None
         self._pending: tuple[Frame, Future] | None = None
 
     @property

@@ -28,7 +28,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import re
 import select
 import socket
@@ -44,6 +43,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from bridge.control import osc_api
 from bridge.control.mapping import GameMapper
 from bridge.control.state import ControlState
+from bridge.threads import CONTROL_NICE, set_thread_nice
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ MAX_ISOLATED = 8
 ISOLATED_BATCH = 64
 ISOLATED_RECV_BUFFER = 64 * 1024
 ISOLATION_QUIET_S = 10.0
-THREAD_NICE = 5
 RECV_BUFFER = 1 << 20
 # Replies: at most this many /status replies per second (all senders), each at most this big.
 REPLIES_PER_S = 20.0
@@ -313,10 +312,7 @@ class OscServer:
 
     # ------------------------------------------------------------------ receive
     def _run(self) -> None:
-        try:  # Linux nice is per thread: the frame loop wins the CPU when both want it
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), THREAD_NICE)
-        except (AttributeError, OSError):
-            pass
+        set_thread_nice(CONTROL_NICE)  # the frame loop wins the CPU when both want it
         next_push = time.monotonic() + self._status_interval
         while not self._stop.is_set():
             try:

@@ -34,6 +34,7 @@ from bridge.audio.gain import OutputGain
 from bridge.audio.resample import LinearResampler
 from bridge.audio.ring import AudioRing
 from bridge.pipeline import CodecOverlap
+from bridge.threads import AUDIO_NICE, set_thread_nice
 
 from .stats import RollingTimes
 from .trace import FrameTrace
@@ -65,7 +66,7 @@ class FrameLoop:
         if buffer_frames < 1:
             raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
         self.engine = engine
-        self.codec = CodecOverlap(engine, overlap)
+        self.codec = CodecOverlap(engine, overlap, nice=AUDIO_NICE)
         # The frame whose audio the codec is making: (frame index, its snapshot, wall time, step ms).
         self._in_flight: tuple | None = None
         self.control = control
@@ -119,6 +120,7 @@ class FrameLoop:
 
     # -- the loop ---------------------------------------------------------------
     def _run(self) -> None:
+        set_thread_nice(AUDIO_NICE)  # audio first: ahead of control threads and of a game beside us
         try:
             while not self._stop.is_set():
                 if self.ring.fill + self.out_frame_len > self.target_samples:
