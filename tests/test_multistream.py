@@ -99,3 +99,17 @@ def test_reset_reseed_and_refusals(bundled_package) -> None:
         multi.step({99: StreamInput(**ctl)})
     with pytest.raises(ValueError, match="temperature"):
         multi.generate({a: StreamInput(ctl["conditioning"], temperature=float("nan"))})
+
+
+def test_streams_bench_reports_every_count(bundled_package) -> None:
+    from bridge.bench_streams import format_streams_report, parse_streams, run_streams_bench
+
+    result = run_streams_bench(bundled_package, parse_streams("1,3"), frames=3, warmup=1, provider="cpu", threads=1)
+    assert [r["streams"] for r in result["rows"]] == [1, 3]
+    for r in result["rows"]:
+        assert 0 < r["model"]["p50_ms"] and 0 < r["codec"]["p50_ms"]
+        assert set(r["step"]) >= {"p50_ms", "p99_ms"} and isinstance(r["realtime"], bool)
+    text = format_streams_report(result)
+    assert "  1 |" in text and "  3 |" in text
+    with pytest.raises(ValueError, match="counts must be >= 1"):
+        parse_streams("0,2")
