@@ -28,6 +28,7 @@ import numpy as np
 from bridge import FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.pcm_stream import PcmStreamServer
 from bridge.audio.ring import AudioRing
+from bridge.audio.sinks.clocked import DEFAULT_BLOCK, ClockedSink
 from bridge.control.state import ControlState
 from bridge.multistream import MultiStreamEngine, StreamInput
 
@@ -36,7 +37,7 @@ from .stats import RollingTimes
 
 log = logging.getLogger(__name__)
 
-CLOCK_BLOCK = 1024
+CLOCK_BLOCK = DEFAULT_BLOCK
 
 
 @dataclass
@@ -86,40 +87,28 @@ class StreamSlot:
         }
 
 
-class StreamClock:
-    """Reads every playing ring in real time (48 kHz, ``CLOCK_BLOCK`` frames at a time) and drops it."""
+class _PlayingRings:
+    """Looks like one ring to a clocked sink: a read reads every playing stream's ring."""
 
     def __init__(self, slots: list[StreamSlot]) -> None:
         self.slots = slots
-        self._out = np.zeros((CLOCK_BLOCK, 2), np.float32)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="streams-clock", daemon=True)
-        self.late_blocks = 0
 
-    def start(self) -> None:
-        self._thread.start()
+    def read_into(self, out: np.ndarray) -> int:
+        for slot in self.slots:
+            ring = slot.playing  # one read: the loop swaps it on open/close
+            if ring is not None:
+                ring.read_into(out)
+        return out.shape[0]
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
 
-    def _run(self) -> None:
-        period = CLOCK_BLOCK / SAMPLE_RATE
-        t0, k = time.monotonic(), 0
-        while not self._stop.is_set():
-            deadline = t0 + k * period
-            now = time.monotonic()
-            if deadline > now:
-                if self._stop.wait(deadline - now):
-                    break
-            elif now - deadline > 4 * period:
-                self.late_blocks += 1
-                t0, k = now, 0
-            for slot in self.slots:
-                ring = slot.playing  # one read: the loop swaps it on open/close
-                if ring is not None:
-                    ring.read_into(self._out)
-            k += 1
+class StreamClock(ClockedSink):
+    """Reads every playing ring in real time (48 kHz, ``CLOCK_BLOCK`` frames at a time), as
+    ``--audio null`` does for one stream; underruns are counted in each stream's ring."""
+
+    name = "streams-clock"
+
+    def __init__(self, slots: list[StreamSlot]) -> None:
+        super().__init__(_PlayingRings(slots), CLOCK_BLOCK, SAMPLE_RATE)
 
 
 @dataclass
