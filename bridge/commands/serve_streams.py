@@ -20,7 +20,7 @@ UNSUPPORTED = (
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse what --streams cannot do, before anything loads (one clear line each)."""
-    from bridge.daemon.multi_app import MAX_STREAMS
+    from bridge.daemon.stream_host import MAX_STREAMS
     from bridge.daemon.streams import check_ports
 
     n = args.streams
@@ -44,36 +44,15 @@ def check_args(args: argparse.Namespace) -> None:
 def run_streams(args: argparse.Namespace, opts, stop: threading.Event) -> int:
     """Serve ``args.streams`` streams (``opts``: the daemon's ServeOptions) until ``stop`` is set."""
     from bridge import presets
-    from bridge.control.state import ControlState
     from bridge.daemon.multi_app import MultiDaemon
-    from bridge.multistream import MultiStreamEngine
-    from bridge.style.service import service_for_package
-    from bridge.style.shared import SharedStyle
+    from bridge.daemon.stream_host import HostOptions
 
-    opts.audio = opts.midi = "null"
     preset = presets.get(opts.preset)
-    style: list[SharedStyle | None] = []
-
-    def make_engine(streams: int) -> MultiStreamEngine:
-        engine = MultiStreamEngine(opts.model, streams, provider=opts.provider, threads=opts.threads,
-                                   num_cfgs=opts.num_cfgs)
-        log.info("model %s on %s%s: batched engine for up to %d streams, %d guidance rows each", opts.model,
-                 engine.provider, " (SYNTHETIC)" if engine.is_synthetic else "", streams, engine.rows)
-        return engine
-
-    def make_control(engine: MultiStreamEngine, sid: int) -> ControlState:
-        if not style:
-            service = service_for_package(engine.package.root, opts.palette, use_mapper=preset.use_mapper)
-            style.append(None if service is None else SharedStyle(service))
-            if style[0] is not None:
-                daemon.closers.append(style[0].close)
-        control = ControlState()
-        preset.apply(control)
-        if style[0] is not None:
-            control.set_style_resolver(style[0].for_stream(sid))
-        return control
-
-    open_streams = args.streams if args.open_streams is None else args.open_streams
-    daemon = MultiDaemon(opts, args.streams, open_streams, make_engine, make_control)
     log.info("preset %s for every stream: %s", preset.name, preset.summary)
-    return daemon.run(stop)
+    host = HostOptions(
+        model=opts.model, streams=args.streams,
+        open_streams=args.streams if args.open_streams is None else args.open_streams,
+        provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs, buffer_frames=opts.buffer_frames,
+        pcm_base=opts.pcm_port, preset=opts.preset, palette=opts.palette,
+    )
+    return MultiDaemon(host, opts.osc_host, opts.osc_port).run(stop)
