@@ -92,18 +92,19 @@ def test_two_replicas_four_sessions_one_replica_killed(bundled_package: Path) ->
     from ray.cluster_utils import Cluster
 
     from bridge.daemon.stream_host import HostOptions
-    from bridge.scale.ray_serve import build_app
+    from bridge.scale.ray_serve import ROUTER_RESOURCE, build_app
 
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "object_store_memory": 80 * 2**20, "node_ip_address": "127.0.0.1"})
+        "num_cpus": 0, "resources": {ROUTER_RESOURCE: 1}, "include_dashboard": False,
+        "object_store_memory": 80 * 2**20, "node_ip_address": "127.0.0.1"})
     nodes = [cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20, node_ip_address="127.0.0.1")
              for _ in range(2)]
     try:
         ray.init(address=cluster.address, logging_level="WARNING")
         port = _free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
         host = HostOptions(model=str(bundled_package), streams=3, threads=1, buffer_frames=10, pcm_base=0)
-        serve.run(build_app(2, host), name="mrt", route_prefix="/")
+        serve.run(build_app(2, host, pin_router=True), name="mrt", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
 
         sessions = []

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from ray import serve
     except ImportError:
         raise RuntimeError("Ray Serve is not installed: pip install 'magenta-rt-bridge[scale]'") from None
-    from bridge.scale.ray_serve import build_app
+    from bridge.scale.ray_serve import ROUTER_RESOURCE, build_app
 
     model = args.model
     if model is None:
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         from ray.cluster_utils import Cluster
 
         cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
+            "num_cpus": 0, "resources": {ROUTER_RESOURCE: 1}, "include_dashboard": False,
+            "node_ip_address": "127.0.0.1"})
         for _ in range(args.local_nodes):
             cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         address = cluster.address
@@ -112,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         ray.init(address=address, logging_level="WARNING")
-        serve.start(http_options={"host": args.http_host, "port": args.http_port})
-        serve.run(build_app(args.replicas, host), name="mrt-bridge", route_prefix="/")
+        serve.start(proxy_location="HeadOnly", http_options={"host": args.http_host, "port": args.http_port})
+        serve.run(build_app(args.replicas, host, pin_router=cluster is not None), name="mrt-bridge",
+                  route_prefix="/")
         log.info("router on http://%s:%d/ : %d replicas x %d sessions (POST /sessions, GET /status)",
                  args.http_host, args.http_port, args.replicas, args.streams)
         stop.wait(args.duration)

@@ -247,12 +247,23 @@ class StreamRouter:
         return _answer(404, {"error": f"no route {method} {request.url.path}"})
 
 
-def build_app(replicas: int, host: HostOptions):
-    """The Serve application: the router, which starts ``replicas`` stream replicas."""
+ROUTER_RESOURCE = "mrt_router"
+
+
+def build_app(replicas: int, host: HostOptions, pin_router: bool = False):
+    """The Serve application: the router, which starts ``replicas`` stream replicas.
+
+    The router holds the session table: ``pin_router`` places it on the node that offers
+    the custom resource ``mrt_router`` (the head of ``scale --local-nodes``), so losing a
+    stream replica's node never takes the table with it.
+    """
     if host.pcm_base not in (0, None):
         raise ValueError("replicas pick free PCM ports themselves (pcm_base 0)")
     opts = asdict(host)
     opts["model"] = str(opts["model"])
     opts["palette"] = None if opts["palette"] is None else str(opts["palette"])
     opts["pcm_base"] = 0
-    return StreamRouter.bind(replicas, opts)
+    router = StreamRouter
+    if pin_router:
+        router = StreamRouter.options(ray_actor_options={"num_cpus": 0, "resources": {ROUTER_RESOURCE: 0.01}})
+    return router.bind(replicas, opts)
