@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,7 +119,6 @@ class _Pending:
     snap: object
     silent: bool = False
     audio: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
 
 
 class MultiFrameLoop:
