@@ -238,6 +238,7 @@ def test_streams_daemon_end_to_end(bundled_package: Path) -> None:
     (["--streams", "2", "--pcm-port", "9100", "--open-streams", "3"], "--open-streams must be 0..2"),
     (["--streams", "2", "--pcm-port", "9100", "--audio", "wav:x.wav"], "own PCM port"),
     (["--streams", "2", "--pcm-port", "9100", "--web"], "--web"),
+    (["--streams", "2", "--pcm-port", "9100", "--record", "take"], "--record is not supported with --streams"),
     (["--open-streams", "1"], "--open-streams needs --streams N"),
 ])
 def test_streams_flags_refused_with_one_line(args: list[str], message: str) -> None:

@@ -15,6 +15,9 @@ UNSUPPORTED = (
     ("trace", "--trace"),
     ("prefill", "--prefill"),
     ("midi_connect", "--midi-connect (MIDI drives one stream)"),
+    ("tempo_source", "--tempo-source (the beat grid belongs to the game mapping)"),
+    ("record", "--record"),
+    ("input_device", "--input-device (live input feeds one stream)"),
 )
 
 
