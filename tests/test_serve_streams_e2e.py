@@ -159,8 +159,9 @@ def _reference_audio(package: Path, seed: int, frames: int) -> list[np.ndarray]:
             for _ in range(frames)]
 
 
-def test_streams_daemon_end_to_end(bundled_package: Path) -> None:
-    with streams_daemon("--open-streams", "1") as (proc, osc_port, base, log):
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_streams_daemon_end_to_end(bundled_package: Path, overlap: str) -> None:
+    with streams_daemon("--open-streams", "1", "--overlap", overlap) as (proc, osc_port, base, log):
         osc = Osc(osc_port)
         pcm0 = PcmClient(base)
         pcm0.wait(5)
@@ -220,6 +221,7 @@ def test_streams_daemon_end_to_end(bundled_package: Path) -> None:
         e, streams = status["engine"], status["streams"]
         assert e["streams_max"] == STREAMS and e["streams_open"] == 2 and e["steps"] > 0
         assert [s["open"] for s in streams] == [True, False, True]
+        assert e["codec_overlap_frames"] == (overlap == "on")
         assert streams[0]["frames"] > streams[1]["frames"] > 0 and streams[2]["pcm"]["port"] == base + 2
         assert e["underruns"] == sum(s["underruns"] for s in streams)
         print("streams e2e: step ms", e["step_ms"], "underruns", e["underruns"], "batch p50", e["batch_p50"])

@@ -56,6 +56,6 @@ def run_streams(args: argparse.Namespace, opts, stop: threading.Event) -> int:
         model=opts.model, streams=args.streams,
         open_streams=args.streams if args.open_streams is None else args.open_streams,
         provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs, buffer_frames=opts.buffer_frames,
-        pcm_base=opts.pcm_port, preset=opts.preset, palette=opts.palette,
+        pcm_base=opts.pcm_port, preset=opts.preset, palette=opts.palette, overlap=opts.overlap,
     )
     return MultiDaemon(host, opts.osc_host, opts.osc_port).run(stop)

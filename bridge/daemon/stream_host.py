@@ -40,6 +40,7 @@ class HostOptions:
     pcm_host: str = "127.0.0.1"
     preset: str = "default"
     palette: Path | None = None
+    overlap: bool | None = None  # codec one frame behind on its own thread; None: when the model needs it
 
 
 class _NoQueries:
@@ -92,7 +93,7 @@ class StreamHost:
                 pcm = PcmStreamServer(port, host=opts.pcm_host)
             self.slots.append(StreamSlot(sid, control, pcm))
             self._ctx[sid] = osc_api.Context(control, None, _NoQueries())
-        self.loop = MultiFrameLoop(self.engine, self.slots, buffer_frames=opts.buffer_frames)
+        self.loop = MultiFrameLoop(self.engine, self.slots, buffer_frames=opts.buffer_frames, overlap=opts.overlap)
         for sid in range(opts.open_streams):
             self.loop.request_open(sid, None)
         self.loop.start()

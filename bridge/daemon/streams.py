@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from bridge.audio.ring import AudioRing
 from bridge.audio.sinks.clocked import DEFAULT_BLOCK, ClockedSink
 from bridge.control.state import ControlState
 from bridge.multistream import MultiStreamEngine, StreamInput
+from bridge.pipeline import AUTO_THRESHOLD_MS
 
 from .frame_loop import POLL_S, ring_capacity
 from .stats import RollingTimes
@@ -117,14 +119,17 @@ class _Pending:
 
     slot: StreamSlot
     snap: object
+    index: int  # the stream's frame index
     silent: bool = False
+    codes: np.ndarray | None = None
     audio: np.ndarray | None = None
 
 
 class MultiFrameLoop:
     """The frame-loop thread of ``--streams``: one batched step for all open streams per frame."""
 
-    def __init__(self, engine: MultiStreamEngine, slots: list[StreamSlot], *, buffer_frames: int) -> None:
+    def __init__(self, engine: MultiStreamEngine, slots: list[StreamSlot], *, buffer_frames: int,
+                 overlap: bool | None = None) -> None:
         if buffer_frames < 1:
             raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
         self.engine = engine
@@ -139,6 +144,11 @@ class MultiFrameLoop:
         self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self._scaled = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self.preroll = False  # joining streams start with buffer_frames of silence (once the clock runs)
+        # Codec on a second thread one frame behind the model step (as bridge.pipeline does for one
+        # stream); None: decided by wait_filled from the first frames' step time.
+        self.overlap = overlap
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: tuple[list[_Pending], Future] | None = None
         self._lock = threading.Lock()  # guards wanted_open / seed between OSC and the loop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streams-frame-loop", daemon=True)
@@ -183,6 +193,11 @@ class MultiFrameLoop:
             if len(rings) == n_open and all(r.fill + FRAME_SAMPLES > self.target for r in rings):
                 for r in rings:
                     r.reset_low_water()
+                if self.overlap is None:
+                    p75 = self.step_times.percentiles((75,))["p75"]
+                    self.overlap = p75 is not None and p75 > AUTO_THRESHOLD_MS
+                    log.info("codec overlap %s: a batched step takes %s ms in line (threshold %.0f ms)",
+                             "on (+1 frame of latency)" if self.overlap else "off", p75, AUTO_THRESHOLD_MS)
                 return True
             time.sleep(POLL_S)
         return False
@@ -203,10 +218,15 @@ class MultiFrameLoop:
         except Exception as exc:
             log.exception("streams frame loop failed at step %d", self.steps)
             self.failed = f"streams frame loop failed at step {self.steps}: {exc}"
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
     def _apply_requests(self) -> None:
         with self._lock:
             changes = [(s, s.wanted_open, s.seed) for s in self.slots if s.wanted_open != s.open]
+        if changes:
+            self._flush()  # the codec thread must not be decoding a stream that leaves
         for slot, want, seed in changes:
             if want:
                 self._join(slot, seed)
@@ -243,12 +263,15 @@ class MultiFrameLoop:
         for slot in self.slots:
             if not slot.open:
                 continue
-            snap = slot.control.snapshot(slot.frames_generated)
+            index = slot.frames_generated
+            snap = slot.control.snapshot(index)
+            slot.frames_generated += 1
             if snap.reset or snap.seed is not None:
+                self._flush()  # its frame in the codec belongs to the stream before the reset
                 self.engine.reset(slot.sid, seed=snap.seed)
                 slot.engine_resets += 1
                 log.info("stream %d reset%s", slot.sid, "" if snap.seed is None else f" (seed {snap.seed})")
-            pending = _Pending(slot, snap, silent=snap.paused)
+            pending = _Pending(slot, snap, index, silent=snap.paused)
             work.append(pending)
             if not snap.paused:
                 inputs[slot.sid] = StreamInput(snap.conditioning, snap.temperature, snap.top_k,
@@ -256,15 +279,39 @@ class MultiFrameLoop:
         t0 = time.perf_counter()
         frames = self.engine.generate(inputs)
         for p in work:
-            frame = frames.get(p.slot.sid)
-            if frame is not None:
-                p.audio = self.engine.decode(p.slot.sid, frame.codes)
+            p.codes = frames[p.slot.sid].codes if p.slot.sid in frames else None
+        if self.overlap:
+            done = self._take_in_flight()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="streams-codec")
+            self._in_flight = (work, self._pool.submit(self._decode, work))
+        else:
+            done = self._decode(work)
         step_ms = (time.perf_counter() - t0) * 1e3
         if inputs:
             self.step_times.add(step_ms)
             self.batch_sizes.add(float(len(inputs)))
         self.steps += 1
+        for p in done:
+            self._output(p)
+
+    def _decode(self, work: list[_Pending]) -> list[_Pending]:
+        """Each stream's codec on its frame's codes (on the codec thread with overlap)."""
         for p in work:
+            if p.codes is not None:
+                p.audio = self.engine.decode(p.slot.sid, p.codes)
+        return work
+
+    def _take_in_flight(self) -> list[_Pending]:
+        if self._in_flight is None:
+            return []
+        _, future = self._in_flight
+        self._in_flight = None
+        return future.result()
+
+    def _flush(self) -> None:
+        """Wait for the frames in the codec and output them (before a stream joins, leaves or resets)."""
+        for p in self._take_in_flight():
             self._output(p)
 
     def _output(self, p: _Pending) -> None:
@@ -275,14 +322,12 @@ class MultiFrameLoop:
         elif snap.volume != 1.0:
             np.multiply(audio, np.float32(snap.volume), out=self._scaled)
             audio = self._scaled
-        index = slot.frames_generated
-        slot.frames_generated += 1
         while not slot.ring.write(audio):  # only if the clock stalled
             if self._stop.wait(POLL_S):
                 return
         slot.frames_out += 1
         if slot.pcm is not None:
-            slot.pcm.publish(audio, index)
+            slot.pcm.publish(audio, p.index)
 
     # -- reporting ---------------------------------------------------------------
     def status(self) -> dict:
@@ -297,6 +342,7 @@ class MultiFrameLoop:
             "batch_p50": self.batch_sizes.percentiles((50,))["p50"],
             "buffer_frames": self.buffer_frames,
             "buffer_ms": self.buffer_frames * 40,
+            "codec_overlap_frames": int(bool(self.overlap)),
             "num_cfgs": self.engine.num_cfgs,
             "underruns": sum(s["underruns"] for s in per),
             "frames": sum(s["frames"] for s in per),
