@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "styles",
     "bench",
     "latency",
+    "scale",
 )
 
 

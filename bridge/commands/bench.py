@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, help="source checkpoint, for --compare-upstream")
     p.add_argument("--upstream-compute", default="bfloat16", choices=["bfloat16", "float32"],
                    help="upstream's compute dtype for --compare-upstream (its default: bfloat16)")
+    p.add_argument("--streams", metavar="B[,B...]",
+                   help="benchmark the batched multi-stream engine (serve --streams) instead: for each count B, "
+                        "B streams stepped together; prints B vs step p50/p99 (model, codec, whole step), the "
+                        "cost per stream and whether B streams hold real time, e.g. --streams 1,2,4,8")
     p.set_defaults(func=run)
 
 
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be >= 1 and --warmup >= 0")
     model = args.model or bundled_package()
+    if args.streams is not None:
+        return _run_streams(args, model)
     engine = Engine(model, args.provider, threads=args.threads, seed=0, num_cfgs=engine_options(args, None)[0],
                     codec_threads=args.codec_threads)
     if engine.is_synthetic and not args.json:
@@ -74,4 +80,18 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(bench.format_report(result))
+    return 0
+
+
+def _run_streams(args: argparse.Namespace, model: Path) -> int:
+    from bridge.bench_streams import format_streams_report, parse_streams, run_streams_bench
+
+    for flag, value in (("--against", args.against), ("--compare-upstream", args.compare_upstream)):
+        if value:
+            raise ValueError(f"{flag} is not supported with --streams")
+    counts = parse_streams(args.streams)
+    result = run_streams_bench(model, counts, args.frames, args.warmup, provider=args.provider,
+                               threads=args.threads, num_cfgs=engine_options(args, None)[0],
+                               codec_threads=args.codec_threads)
+    print(json.dumps(result) if args.json else format_streams_report(result))
     return 0

@@ -24,6 +24,8 @@ examples:
   mrt-bridge serve --midi-connect "a2j:Keystation"   # also take notes from an existing MIDI port
   mrt-bridge serve --audio null --web --config examples/adaptive_soundtrack.toml
                                                 # browser studio on http://127.0.0.1:8080/ (audio in the page)
+  mrt-bridge serve --streams 4 --pcm-port 9100  # 4 independent streams from one batched engine:
+                                                # OSC /stream/<id>/..., PCM of stream i on port 9100+i
 
 Control latency is about buffer-frames x 40 ms plus one audio block.
 Stop with Ctrl-C (or SIGTERM): it drains the buffered audio and exits cleanly.
@@ -117,6 +119,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --audio device: live input from the first input device whose name contains "
                         "NAME (default: the default input). With --audio jack the input is "
                         "mrt-bridge:in_L/in_R. Mixed in by /input/amount or [audio_in] amount")
+    p.add_argument("--streams", type=int, metavar="N",
+                   help="serve N independent streams (ids 0..N-1) from one batched engine: each has its own "
+                        "controls at OSC /stream/<id>/... (docs/osc-api.md), seed and model state, and plays "
+                        "on its own PCM port (--pcm-port BASE: stream i on BASE+i; no audio device). "
+                        "/stream/open asks for a free stream and is refused when all N are open")
+    p.add_argument("--open-streams", type=int, metavar="K",
+                   help="with --streams: how many streams (ids 0..K-1) play from the start; the others wait "
+                        "for /stream/<id>/open (default: all N)")
     p.set_defaults(func=run)
 
 
@@ -141,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web, web_host=args.web_host or "127.0.0.1",
         tempo_source=args.tempo_source, record=args.record, input_device=args.input_device,
     )
+    streams = getattr(args, "streams", None)
+    if streams is not None:
+        from bridge.commands.serve_streams import check_args
+        check_args(args)
+    elif getattr(args, "open_streams", None) is not None:
+        raise ValueError("--open-streams needs --streams N")
     opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")
@@ -182,4 +198,7 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
+    if streams is not None:
+        from bridge.commands.serve_streams import run_streams
+        return run_streams(args, opts, stop)
     return Daemon(opts, make_engine, make_control, ControlInputs()).run(stop)

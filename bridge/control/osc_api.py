@@ -358,3 +358,88 @@ def dispatch(ctx: Context, address: str, raw_args: list, sender: tuple[str, int]
         return
     # path parameter for query routes is the sender (they reply to it)
     route.handler(ctx, sender if route.section == QUERY else param, args)
+
+
+# --------------------------------------------------------------- streams
+# `serve --streams N`: one daemon, N independent streams (ids 0..N-1), each with its own
+# control state and PCM port. A stream's controls are the addresses above behind
+# /stream/<id>; the transport (bridge/control/stream_osc.py) implements StreamHooks.
+STREAMS = "Streams (serve --streams N)"
+STREAM_PREFIX = "/stream/"
+# Sections of ROUTES a stream accepts behind /stream/<id>; the others are daemon-wide.
+PER_STREAM_SECTIONS = (STYLE, NOTES, SAMPLING, TRANSPORT)
+NOT_PER_STREAM = ("/buffer",)
+
+
+class StreamHooks(Protocol):
+    """What the stream routes need from the multi-stream transport."""
+
+    def open_stream(self, sender: tuple[str, int], sid: int | None, seed: int | None) -> None: ...
+    def close_stream(self, sender: tuple[str, int], sid: int) -> None: ...
+    def reply_stream_status(self, sender: tuple[str, int], sid: int, port: int | None) -> None: ...
+    def forward(self, sender: tuple[str, int], sid: int, address: str, raw_args: list) -> None: ...
+
+
+_SEED = Arg("seed", "int", st.SEED_MIN, st.SEED_MAX, optional=True, default=None,
+            doc="sampler seed; default the stream id")
+
+STREAM_ROUTES: tuple[Route, ...] = (
+    Route("/stream/open", (_SEED,), lambda c, p, a: c.server.open_stream(p[0], None, a[0]),
+          "Open the lowest-numbered closed stream: it joins the batch at the next frame with an empty "
+          "state. Replies `/stream/opened i id, i pcm_port` to the sender, or `/stream/refused s reason` "
+          "when all N streams are open.", STREAMS),
+    Route("/stream/<id>/open", (_SEED,), lambda c, p, a: c.server.open_stream(p[0], p[1], a[0]),
+          "Open stream `id` (same replies; refused if it is already open).", STREAMS, "stream 0..N-1"),
+    Route("/stream/<id>/close", (), lambda c, p, a: c.server.close_stream(p[0], p[1]),
+          "Close stream `id`: it leaves the batch (the others play on untouched), its PCM clients get "
+          "no more packets; replies `/stream/closed i id`. Its controls are kept for a later open.",
+          STREAMS, "stream 0..N-1"),
+    Route("/stream/<id>/status", (_PORT,), lambda c, p, a: c.server.reply_stream_status(p[0], p[1], a[0]),
+          "Reply `/stream/<id>/status/reply` with the `/status/reply` layout for that stream alone "
+          "(its frames, underruns, ring fill, PCM clients, controls). `/status` replies the totals "
+          "and a summary of every stream.", STREAMS, "stream 0..N-1"),
+    Route("/stream/<id>/<address>", (), lambda c, p, a: c.server.forward(p[0], p[1], p[2], a),
+          "Any address of the Style, Notes and drums, Sampling and Output and transport tables "
+          "(except `/buffer`) for stream `id` only, with the same arguments, e.g. "
+          "`/stream/2/style/prompt/0 s \"warm synth pads\"`, `/stream/0/temperature f 0.9`, "
+          "`/stream/1/seed i 7`. Without --streams these addresses are unknown; with it the bare "
+          "addresses are refused (name a stream).", STREAMS, "stream 0..N-1, then the address"),
+)
+_STREAM_OWN = {r.address[len("/stream/<id>"):]: r for r in STREAM_ROUTES[1:4]}
+
+
+def match_stream(address: str) -> tuple[Route, int | None, str | None] | None:
+    """(route, stream id, forwarded address) for a /stream/... address, else None."""
+    if address == STREAM_ROUTES[0].address:
+        return STREAM_ROUTES[0], None, None
+    if not address.startswith(STREAM_PREFIX):
+        return None
+    head, sep, rest = address[len(STREAM_PREFIX):].partition("/")
+    if not head.isdigit() or not sep or len(head) > 6:
+        return None
+    rest = "/" + rest
+    own = _STREAM_OWN.get(rest)
+    if own is not None:
+        return own, int(head), None
+    return STREAM_ROUTES[-1], int(head), rest
+
+
+def check_per_stream(address: str) -> None:
+    """Raise ValueError unless ``address`` is one a stream accepts behind /stream/<id>."""
+    found = match(address)
+    if found is None:
+        raise LookupError("unknown address")
+    if found[0].section not in PER_STREAM_SECTIONS or found[0].address in NOT_PER_STREAM:
+        raise ValueError(f"{found[0].address} is not per stream")
+
+
+def dispatch_stream(ctx: Context, address: str, raw_args: list, sender: tuple[str, int]) -> None:
+    """Route one /stream/... message (``ctx.server`` implements StreamHooks). Raises like :func:`dispatch`."""
+    found = match_stream(address)
+    if found is None:
+        raise LookupError("unknown address")
+    route, sid, rest = found
+    if rest is not None:
+        route.handler(ctx, (sender, sid, rest), list(raw_args))
+        return
+    route.handler(ctx, (sender, sid), parse_args(route, list(raw_args)))

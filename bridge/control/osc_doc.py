@@ -123,7 +123,7 @@ def markdown() -> str:
     """The whole docs/osc-api.md text."""
     parts = [INTRO]
     sections: dict[str, list[osc_api.Route]] = {}
-    for r in osc_api.ROUTES:
+    for r in (*osc_api.ROUTES, *osc_api.STREAM_ROUTES):
         sections.setdefault(r.section, []).append(r)
     parts.append("\n## Address reference\n")
     for section, routes in sections.items():
@@ -135,8 +135,8 @@ def markdown() -> str:
                 + (" optional" if a.optional else "")
                 + (f": {a.doc}" if a.doc else "")
                 for a in r.args
-            ) or "none"
-            desc = r.doc + (f" `<{r.address.rsplit('<', 1)[1]}`: {r.param_doc}." if r.param_doc else "")
+            ) or ("those of the address" if r.address.endswith("<address>") else "none")
+            desc = r.doc + (f" `<{r.address.split('<', 1)[1].split('>')[0]}>`: {r.param_doc}." if r.param_doc else "")
             parts.append(f"| `{r.address}` | {args} | {desc} |\n")
     return "".join(parts)
 

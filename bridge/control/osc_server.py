@@ -478,7 +478,7 @@ class OscServer:
         with self._count_lock:
             self.received += 1
         try:
-            osc_api.dispatch(self._ctx, address, args, sender)
+            self._dispatch(address, args, sender)
         except LookupError:
             reason = "unknown address"
         except ValueError as exc:
@@ -497,6 +497,10 @@ class OscServer:
             return None
         self._reject(address, reason)
         return reason
+
+    def _dispatch(self, address: str, args: list, sender: tuple[str, int]) -> None:
+        """Apply one message (overridden by the multi-stream server); raises like osc_api.dispatch."""
+        osc_api.dispatch(self._ctx, address, args, sender)
 
     def _reject(self, address: str, reason: str, count: bool = True) -> None:
         with self._count_lock:

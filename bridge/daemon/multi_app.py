@@ -1,0 +1,78 @@
+"""The `serve --streams N` daemon: a :class:`StreamHost` with the OSC server in front.
+
+Start-up: the host loads the batched engine, makes one control state and PCM
+server per stream id, opens and fills the first ``--open-streams`` streams and
+starts the real-time clock; then the OSC server starts. Shutdown
+(SIGINT/SIGTERM or a dead loop): OSC, then the host.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .stream_host import HostOptions, StreamHost
+from .streams import describe_latency
+
+log = logging.getLogger(__name__)
+
+
+class MultiDaemon:
+    """N streams served over OSC + PCM. ``run(stop)`` blocks until ``stop`` or a failure."""
+
+    def __init__(self, host_opts: HostOptions, osc_host: str = "127.0.0.1", osc_port: int = 9000) -> None:
+        self.host = StreamHost(host_opts)
+        self.osc_host = osc_host
+        self.osc_port = osc_port
+        self.osc = None
+        self.exit_reason = ""
+
+    def start(self) -> None:
+        from bridge.control.stream_osc import StreamOscServer
+
+        host = self.host
+        host.start()
+        self.osc = StreamOscServer(host, self.osc_host, self.osc_port)
+        self.osc.start()
+        opts = host.opts
+        log.info("serving %d streams (%d open) from one batched engine, %d guidance rows each; PCM on "
+                 "tcp://%s:%s+id; control latency %s", opts.streams, opts.open_streams, host.engine.rows,
+                 opts.pcm_host, opts.pcm_base, describe_latency(opts.buffer_frames))
+
+    def run(self, stop: threading.Event) -> int:
+        try:
+            self.start()
+            code = self._serve(stop)
+        finally:
+            self.shutdown()
+        return code
+
+    def _serve(self, stop: threading.Event) -> int:
+        host = self.host
+        last, next_warn = 0, 0.0
+        while not stop.wait(0.2):
+            if host.failed:
+                self.exit_reason = host.failed
+                log.error("%s; stopping", host.failed)
+                return 1
+            underruns = sum(s.underruns()[0] for s in host.slots)
+            if underruns != last and time.monotonic() >= next_warn:
+                log.warning("audio underruns: %d so far over all streams (step p99 %s ms for %d open): the "
+                            "model is not keeping up; try fewer streams or a larger --buffer-frames",
+                            underruns, host.loop.step_times.percentiles()["p99"], sum(s.open for s in host.slots))
+                last, next_warn = underruns, time.monotonic() + 10.0
+        self.exit_reason = "stopped"
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop OSC, then the host. Idempotent."""
+        if self.osc is not None:
+            self.osc.stop()
+            self.osc = None
+        self.host.stop()
+        if self.host.loop is not None:
+            st = self.host.loop.status()
+            log.info("stopped after %d batched steps (%d frames over all streams): %d underruns, step p50 %s / "
+                     "p99 %s ms", st["steps"], st["frames"], st["underruns"], st["step_ms"]["p50"],
+                     st["step_ms"]["p99"])

@@ -1,0 +1,1 @@
+"""Scale-out of the multi-stream host (Ray Serve)."""

@@ -1,0 +1,115 @@
+"""Batched equals unbatched: streams stepped together make what single-stream Engines make alone.
+
+Real ONNX Runtime sessions of the bundled synthetic package. Each stream has
+its own controls and seed; one joins mid-way, one leaves, one is skipped for a
+frame (parked) — and every stream's tokens equal a lone ``Engine``'s with the
+same seed and controls, audio within 1 LSB at int16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.conditioning import Conditioning, build_vector
+from bridge.engine import Engine
+from bridge.multistream import MultiStreamEngine, StreamInput
+
+FRAMES = 10
+LSB = 1 / 32768
+
+
+def _controls() -> list[dict]:
+    rng = np.random.default_rng(5)
+    notes = np.full(128, -1, np.int64)
+    notes[[60, 64, 67]] = 1
+    return [
+        dict(conditioning=Conditioning(style_tokens=rng.integers(0, 1024, 12)), temperature=1.3, top_k=40),
+        dict(conditioning=Conditioning(notes=notes, drums=1, cfg_style=1.4, cfg_notes=2.2), temperature=0.9,
+             top_k=5),
+        dict(conditioning=build_vector(rng.integers(0, 1024, 12), notes, -1, cfg_style=2.0, cfg_notes=0.6),
+             temperature=1.1, top_k=300),
+        dict(conditioning=Conditioning(), temperature=0.0, top_k=1),  # greedy
+    ]
+
+
+def _alone(package, num_cfgs: int, seed: int, ctl: dict, frames: int) -> list:
+    engine = Engine(package, "cpu", seed=seed, num_cfgs=num_cfgs, threads=1)
+    ctl = dict(ctl)
+    cond = ctl.pop("conditioning")
+    return [engine.step(cond, **ctl) for _ in range(frames)]
+
+
+def _assert_same(got: list, want: list, label: str) -> None:
+    assert len(got) == len(want) > 0, label
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.index == w.index == i, label
+        np.testing.assert_array_equal(g.tokens, w.tokens, err_msg=f"{label} frame {i}")
+        np.testing.assert_allclose(g.logits, w.logits, atol=1e-4, err_msg=f"{label} frame {i}")
+        assert np.abs(g.audio - w.audio).max() <= LSB, f"{label} frame {i}: audio differs by more than 1 LSB"
+
+
+@pytest.mark.parametrize("num_cfgs", [2, 0])
+def test_batched_equals_single_stream_with_join_leave_and_park(bundled_package, num_cfgs: int) -> None:
+    ctls = _controls()
+    seeds = [3, 11, 42, 7]
+    want = [_alone(bundled_package, num_cfgs, s, c, FRAMES) for s, c in zip(seeds, ctls)]
+    multi = MultiStreamEngine(bundled_package, 4, "cpu", num_cfgs=num_cfgs, threads=1)
+    ids = [multi.open(seeds[0]), multi.open(seeds[1]), None, multi.open(seeds[3])]
+    got: dict[int, list] = {i: [] for i in range(4)}
+    for f in range(FRAMES + 6):
+        if f == 3:
+            ids[2] = multi.open(seeds[2])  # joins mid-way: rows zeroed, step 0
+        if f == 6:
+            multi.close(ids[1])  # leaves after 6 frames
+        inputs = {}
+        for k, sid in enumerate(ids):
+            if sid is None or sid not in multi.stream_ids or len(got[k]) >= FRAMES:
+                continue
+            if k == 3 and f in (2, 5, 6):
+                continue  # not stepped this frame: parked, state kept
+            inputs[sid] = StreamInput(**ctls[k])
+        frames = multi.step(inputs)
+        assert sorted(frames) == sorted(inputs)
+        for k, sid in enumerate(ids):
+            if sid in frames:
+                got[k].append(frames[sid])
+    assert [len(got[k]) for k in range(4)] == [FRAMES, 6, FRAMES, FRAMES]
+    for k in range(4):
+        _assert_same(got[k], want[k][: len(got[k])], f"stream {k} (num_cfgs={num_cfgs})")
+    assert any(not np.array_equal(got[0][i].tokens, got[2][i].tokens) for i in range(FRAMES))
+
+
+def test_reset_reseed_and_refusals(bundled_package) -> None:
+    ctl = _controls()[0]
+    multi = MultiStreamEngine(bundled_package, 2, "cpu", num_cfgs=1, threads=1)
+    a = multi.open(seed=1)
+    b = multi.open(seed=2)
+    with pytest.raises(RuntimeError, match="full: 2 of 2"):
+        multi.open()
+    with pytest.raises(ValueError, match="already open"):
+        multi.close(b) or multi.open(sid=a)
+    b = multi.open(seed=2)
+    for _ in range(3):
+        multi.step({a: StreamInput(**ctl), b: StreamInput(**ctl)})
+    multi.reset(a, seed=9)  # back to an empty stream with a new seed; b carries on
+    got = [multi.step({a: StreamInput(**ctl), b: StreamInput(**ctl)})[a] for _ in range(4)]
+    _assert_same(got, _alone(bundled_package, 1, 9, ctl, 4), "reset stream")
+    with pytest.raises(KeyError, match="no open stream 99"):
+        multi.step({99: StreamInput(**ctl)})
+    with pytest.raises(ValueError, match="temperature"):
+        multi.generate({a: StreamInput(ctl["conditioning"], temperature=float("nan"))})
+
+
+def test_streams_bench_reports_every_count(bundled_package) -> None:
+    from bridge.bench_streams import format_streams_report, parse_streams, run_streams_bench
+
+    result = run_streams_bench(bundled_package, parse_streams("1,3"), frames=3, warmup=1, provider="cpu", threads=1)
+    assert [r["streams"] for r in result["rows"]] == [1, 3]
+    for r in result["rows"]:
+        assert 0 < r["model"]["p50_ms"] and 0 < r["codec"]["p50_ms"]
+        assert set(r["step"]) >= {"p50_ms", "p99_ms"} and isinstance(r["realtime"], bool)
+    text = format_streams_report(result)
+    assert "  1 |" in text and "  3 |" in text
+    with pytest.raises(ValueError, match="counts must be >= 1"):
+        parse_streams("0,2")
