@@ -33,6 +33,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from soak import free_udp_port, stop_daemon  # benchmarks/ is on sys.path when run as a script
 
+from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--model", help="model package (default: bundled synthetic tiny)")
-    ap.add_argument("--buffer-frames", type=int, default=4)
+    ap.add_argument("--buffer-frames", type=int, default=DEFAULT_BUFFER_FRAMES,
+                    help="the daemon's --buffer-frames (default: its default, %(default)s)")
     ap.add_argument("--no-hog", action="store_true", help="do not keep a core busy")
     ap.add_argument("--builder", action="store_true", help="build each datagram with python-osc (slower)")
     ap.add_argument("--no-flood", action="store_true", help="baseline: the hog and /status only")

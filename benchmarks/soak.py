@@ -34,6 +34,8 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--model", help="model package (default: bundled synthetic tiny)")
     ap.add_argument("--rate", type=float, default=20.0, help="control messages per second")
-    ap.add_argument("--buffer-frames", type=int, default=4)
+    ap.add_argument("--buffer-frames", type=int, default=DEFAULT_BUFFER_FRAMES,
+                    help="the daemon's --buffer-frames (default: its default, %(default)s)")
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--midi", action=argparse.BooleanOptionalAction, default=shutil.which("jackd") is not None,

@@ -249,3 +249,32 @@ def test_streams_flags_refused_with_one_line(args: list[str], message: str) -> N
     assert out.returncode != 0
     assert message in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_stream_pcm_over_websocket_equals_its_tcp_port(bundled_package: Path) -> None:
+    """``--ws-port``: each stream's packets over ws://.../stream/<id> are its TCP port's packets."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from bridge.audio.pcm_stream import decode_header
+    from tests.clients.daemon import free_port
+
+    ws_port = free_port(socket.SOCK_STREAM)
+    with streams_daemon("--open-streams", "2", "--ws-port", str(ws_port)) as (proc, osc_port, base, log):
+        tcp = PcmClient(base + 1)
+        with connect(f"ws://127.0.0.1:{ws_port}/stream/1", open_timeout=10) as ws:
+            got = [ws.recv(timeout=10) for _ in range(12)]
+        tcp.wait(40)
+        tcp.close()
+        by_index = {hdr["frame_index"]: frames for hdr, frames in tcp.packets}
+        for packet in got:
+            hdr = decode_header(packet)
+            frames = np.frombuffer(packet[hdr["header_size"]:], np.float32).reshape(-1, 2)
+            np.testing.assert_array_equal(frames, by_index[hdr["frame_index"]])
+        assert len({decode_header(p)["frame_index"] for p in got}) == 12
+        for bad in ("/stream/3", "/nope"):  # no such stream: refused before the upgrade
+            with pytest.raises(InvalidStatus):
+                connect(f"ws://127.0.0.1:{ws_port}{bad}", open_timeout=10)
+        status = Osc(osc_port).status()
+        assert status["engine"]["ws"]["port"] == ws_port and status["engine"]["ws"]["refused"] == 2
+        assert proc.poll() is None, "".join(log)

@@ -127,6 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--open-streams", type=int, metavar="K",
                    help="with --streams: how many streams (ids 0..K-1) play from the start; the others wait "
                         "for /stream/<id>/open (default: all N)")
+    p.add_argument("--ws-port", type=int, metavar="P",
+                   help="with --streams: also stream each stream's PCM over WebSocket at "
+                        "ws://127.0.0.1:P/stream/<id> (same packets as its TCP port)")
     p.set_defaults(func=run)
 
 
@@ -157,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         check_args(args)
     elif getattr(args, "open_streams", None) is not None:
         raise ValueError("--open-streams needs --streams N")
+    elif getattr(args, "ws_port", None) is not None:
+        raise ValueError("--ws-port needs --streams N (one stream: --web serves its audio to a page)")
     opts.num_cfgs, prefill = engine_options(args, args.config)
     if opts.buffer_frames < 1:
         raise ValueError("--buffer-frames must be at least 1")

@@ -42,6 +42,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.pcm_port is None:
         raise ValueError("--streams needs --pcm-port BASE: stream i streams PCM on tcp://127.0.0.1:BASE+i")
     check_ports(args.pcm_port, n)
+    if args.ws_port is not None and not 0 <= args.ws_port <= 65535:
+        raise ValueError(f"--ws-port must be 0..65535 (0 picks a free port), got {args.ws_port}")
 
 
 def run_streams(args: argparse.Namespace, opts, stop: threading.Event) -> int:
@@ -57,5 +59,6 @@ def run_streams(args: argparse.Namespace, opts, stop: threading.Event) -> int:
         open_streams=args.streams if args.open_streams is None else args.open_streams,
         provider=opts.provider, threads=opts.threads, num_cfgs=opts.num_cfgs, buffer_frames=opts.buffer_frames,
         pcm_base=opts.pcm_port, preset=opts.preset, palette=opts.palette, overlap=opts.overlap,
+        ws_port=args.ws_port,
     )
     return MultiDaemon(host, opts.osc_host, opts.osc_port).run(stop)

@@ -41,6 +41,7 @@ class HostOptions:
     preset: str = "default"
     palette: Path | None = None
     overlap: bool | None = None  # codec one frame behind on its own thread; None: when the model needs it
+    ws_port: int | None = None  # every stream's PCM also on ws://pcm_host:ws_port/stream/<id>; 0: a free port
 
 
 class _NoQueries:
@@ -66,6 +67,7 @@ class StreamHost:
         self.clock: StreamClock | None = None
         self._style = None
         self._ctx: dict[int, osc_api.Context] = {}
+        self.ws = None  # bridge.web.pcm_ws.PcmWebSockets with --ws-port
         self.started_at = time.monotonic()
 
     # -- life cycle -------------------------------------------------------------------
@@ -75,6 +77,10 @@ class StreamHost:
         from bridge.multistream import MultiStreamEngine
 
         opts = self.opts
+        if opts.ws_port is not None:  # binds now: a busy port fails before the model loads
+            from bridge.web.pcm_ws import PcmWebSockets
+
+            self.ws = PcmWebSockets(opts.streams, opts.pcm_host, opts.ws_port)
         self.engine = MultiStreamEngine(opts.model, opts.streams, provider=opts.provider, threads=opts.threads,
                                         num_cfgs=opts.num_cfgs)
         log.info("model %s on %s%s: batched engine for up to %d streams, %d guidance rows each", opts.model,
@@ -91,7 +97,7 @@ class StreamHost:
             if opts.pcm_base is not None:
                 port = 0 if opts.pcm_base == 0 else pcm_port(opts.pcm_base, sid)
                 pcm = PcmStreamServer(port, host=opts.pcm_host)
-            self.slots.append(StreamSlot(sid, control, pcm))
+            self.slots.append(StreamSlot(sid, control, pcm, ws=None if self.ws is None else self.ws.taps[sid]))
             self._ctx[sid] = osc_api.Context(control, None, _NoQueries())
         self.loop = MultiFrameLoop(self.engine, self.slots, buffer_frames=opts.buffer_frames, overlap=opts.overlap)
         for sid in range(opts.open_streams):
@@ -104,6 +110,8 @@ class StreamHost:
         self.loop.preroll = True
         self.clock = StreamClock(self.slots)
         self.clock.start()
+        if self.ws is not None:
+            self.ws.start()
 
     def _shared_style(self, preset):
         from bridge.style.service import service_for_package
@@ -121,6 +129,8 @@ class StreamHost:
         for slot in self.slots:
             if slot.pcm is not None:
                 slot.pcm.close()
+        if self.ws is not None:
+            self.ws.close()
         if self._style is not None:
             self._style.close()
             self._style = None
@@ -155,7 +165,10 @@ class StreamHost:
 
     # -- status --------------------------------------------------------------------------
     def stream_status(self, sid: int) -> dict:
-        return self.slots[self.check_id(sid)].status()
+        out = self.slots[self.check_id(sid)].status()
+        if self.ws is not None:
+            out["ws"] = self.ws.status(sid)
+        return out
 
     def status(self) -> dict:
         """Totals (plain JSON types), with the flat keys of /status/reply."""
@@ -172,4 +185,6 @@ class StreamHost:
                        ring_fill=loop["ring_fill_ms"])
         if self.clock is not None:
             out["clock_late_blocks"] = self.clock.late_blocks
+        if self.ws is not None:
+            out["ws"] = {"port": self.ws.port, "refused": self.ws.refused}
         return out

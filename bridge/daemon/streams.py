@@ -49,6 +49,7 @@ class StreamSlot:
     sid: int
     control: ControlState
     pcm: PcmStreamServer | None
+    ws: object | None = None  # its bridge.web.server.AudioTap when PCM also goes out over WebSocket
     wanted_open: bool = False  # what OSC asked for; the loop makes it so
     seed: int = 0
     ring: AudioRing | None = None  # the ring being produced into while open
@@ -328,6 +329,8 @@ class MultiFrameLoop:
         slot.frames_out += 1
         if slot.pcm is not None:
             slot.pcm.publish(audio, p.index)
+        if slot.ws is not None:
+            slot.ws.publish(audio, p.index)
 
     # -- reporting ---------------------------------------------------------------
     def status(self) -> dict:
