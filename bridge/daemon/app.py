@@ -27,6 +27,7 @@ from bridge.control.state import ControlState
 
 from .frame_loop import DEFAULT_BUFFER_FRAMES, FrameLoop, ring_capacity
 from .latency import control_latency, internal_frames
+from .stats import daemon_status
 from .trace import FrameTrace
 
 log = logging.getLogger(__name__)
@@ -101,18 +102,8 @@ class Daemon:
     # -- status -------------------------------------------------------------------
     def status(self) -> dict:
         """Daemon figures for status replies (thread-safe reads, plain JSON types)."""
-        out: dict = {
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "model": str(self.opts.model),
-            "synthetic": bool(getattr(self.engine, "is_synthetic", False)),
-            "provider": getattr(self.engine, "provider", None),
-        }
-        if self.loop is not None:
-            loop = self.loop.status()
-            out.update(loop)
-            # Flat keys the OSC /status/reply puts in its leading arguments.
-            out.update(frame=loop["frames"], step_ms_p50=loop["step_ms"]["p50"],
-                       step_ms_p99=loop["step_ms"]["p99"], ring_fill=loop["ring_fill_ms"])
+        out = daemon_status(self.started_at, self.opts.model, self.engine,
+                            None if self.loop is None else self.loop.status())
         if self.sink is not None:
             out["sink"] = self.sink.status()
             if self.loop is not None:

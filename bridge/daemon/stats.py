@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
@@ -33,3 +35,19 @@ class RollingTimes:
             return {f"p{q:g}": None for q in qs}
         window = self._values[:n].copy()
         return {f"p{q:g}": round(float(v), 3) for q, v in zip(qs, np.percentile(window, qs))}
+
+
+def daemon_status(started_at: float, model, engine, loop: dict | None, frames_key: str = "frames") -> dict:
+    """The status head every daemon reports: uptime, model, provider, its loop's figures, and
+    the flat keys the OSC ``/status/reply`` puts in its leading arguments."""
+    out: dict = {
+        "uptime_s": round(time.monotonic() - started_at, 1),
+        "model": str(model),
+        "synthetic": bool(getattr(engine, "is_synthetic", False)),
+        "provider": getattr(engine, "provider", None),
+    }
+    if loop is not None:
+        out.update(loop)
+        out.update(frame=loop[frames_key], step_ms_p50=loop["step_ms"]["p50"],
+                   step_ms_p99=loop["step_ms"]["p99"], ring_fill=loop["ring_fill_ms"])
+    return out

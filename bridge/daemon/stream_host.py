@@ -18,6 +18,7 @@ from bridge.control import osc_api
 from bridge.control.state import ControlState
 
 from .app import FILL_TIMEOUT_S
+from .stats import daemon_status
 from .streams import MultiFrameLoop, StreamClock, StreamSlot, pcm_port
 
 log = logging.getLogger(__name__)
@@ -172,17 +173,8 @@ class StreamHost:
 
     def status(self) -> dict:
         """Totals (plain JSON types), with the flat keys of /status/reply."""
-        out: dict = {
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "model": str(self.opts.model),
-            "synthetic": bool(getattr(self.engine, "is_synthetic", False)),
-            "provider": getattr(self.engine, "provider", None),
-        }
-        if self.loop is not None:
-            loop = self.loop.status()
-            out.update(loop)
-            out.update(frame=loop["steps"], step_ms_p50=loop["step_ms"]["p50"], step_ms_p99=loop["step_ms"]["p99"],
-                       ring_fill=loop["ring_fill_ms"])
+        out = daemon_status(self.started_at, self.opts.model, self.engine,
+                            None if self.loop is None else self.loop.status(), frames_key="steps")
         if self.clock is not None:
             out["clock_late_blocks"] = self.clock.late_blocks
         if self.ws is not None:
