@@ -1,0 +1,26 @@
+"""`mrt-bridge bench`: the JSON contract (last line) and the guidance/overlap options, on the bundled model.
+
+Functional only: figures are printed, never asserted against a time.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge import cli
+
+
+@pytest.mark.parametrize("num_cfgs, overlap", [(2, True), (0, False)])
+def test_bench_json_reports_rows_overlap_and_percentiles(bundled_package, capsys, num_cfgs, overlap):
+    args = ["bench", "--model", str(bundled_package), "--frames", "6", "--warmup", "2", "--provider", "cpu",
+            "--num-cfgs", str(num_cfgs), "--json"] + ([] if overlap else ["--no-overlap"])
+    assert cli.main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_cfgs"] == num_cfgs and result["rows"] == num_cfgs + 1
+    assert result["overlap"] is overlap and result["frames"] == 6
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert set(result["stages"]) == {"encoder", "temporal", "depth", "codec"}
+    assert all(result["stages"][s]["p50_ms"] > 0 for s in result["stages"])
+    assert isinstance(result["machine"]["isa"], list) and result["threads"]["codec"] >= 1
