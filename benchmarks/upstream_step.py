@@ -64,7 +64,7 @@ def main() -> int:
         times.append((time.perf_counter() - t) * 1e3)
     arr = np.array(times)
     print(json.dumps({
-        "impl": f"upstream magenta-rt JAX ({args.compute}{f', {args.num_cfgs} guidance rows' if args.num_cfgs else ''})",
+        "impl": f"upstream magenta-rt JAX ({args.compute}{f', logit guidance --num-cfgs {args.num_cfgs}' if args.num_cfgs else ''})",
         "num_cfgs": args.num_cfgs,
         "jax": jax.__version__, "device": str(jax.devices()[0]),
         "frames": args.frames, "setup_s": round(setup, 1),
