@@ -298,10 +298,9 @@ class MidiInput(_HandlerFacade):
                 opened.append(ports[matches[0]])
         except rtmidi.SystemError as exc:
             self.close()
-            raise RuntimeError(
-                f"cannot open MIDI via {self._api} ({exc}); is the JACK server running? "
-                "try --midi alsa, --midi jack or --midi none"
-            ) from None
+            others = " or ".join(f"--midi {m}" for m in ("jack", "alsa", "none") if m != self._api)
+            hint = "is the JACK server running? " if self._api == "jack" else ""
+            raise RuntimeError(f"cannot open MIDI via {self._api} ({exc}); {hint}try {others}") from None
         except Exception:
             self.close()
             raise
