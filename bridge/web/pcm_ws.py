@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 
 from bridge.audio.pcm_stream import decode_header
 
-from .server import AUDIO_OUTBOX, MAX_CLIENTS, PUMP_INTERVAL_S, AudioTap, _Client
+from .server import AUDIO_OUTBOX, MAX_CLIENTS, PUMP_INTERVAL_S, AudioTap, _Client, stop_loop_thread
 
 log = logging.getLogger(__name__)
 _ws_log = logging.getLogger("bridge.web.pcm_ws.websockets")
@@ -60,12 +60,8 @@ class PcmWebSockets:
         """Stop serving and close every connection. Idempotent."""
         for tap in self.taps:
             tap.closed = True
-        if self._thread is not None and self._thread.is_alive():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # the loop already ended
-            self._thread.join(timeout=5.0)
+        if not self._loop.is_closed():
+            stop_loop_thread(self._loop, self._stop, self._thread)
         self._sock.close()
 
     def status(self, sid: int) -> dict:

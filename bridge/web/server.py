@@ -163,6 +163,18 @@ def _bind(host: str, port: int) -> socket.socket:
                            "is another daemon running? choose another port with --web PORT") from None
 
 
+def stop_loop_thread(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, thread: threading.Thread | None) -> None:
+    """Set ``stop`` inside ``loop`` (run by ``thread``), wait for the thread, then close the loop."""
+    if thread is not None and thread.is_alive():
+        try:
+            loop.call_soon_threadsafe(stop.set)
+        except RuntimeError:
+            pass  # the loop already ended
+        thread.join(timeout=5.0)
+    if thread is None or not thread.is_alive():
+        loop.close()
+
+
 class WebStudio:
     """The studio's server. Binds in the constructor (a busy port fails before the frame loop starts);
     :meth:`attach` connects it to the daemon's control side, :meth:`start` serves, :meth:`close` stops."""
@@ -222,14 +234,7 @@ class WebStudio:
             return
         self._closed = True
         self.tap.closed = True
-        if self._thread is not None and self._thread.is_alive():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # the loop already ended
-            self._thread.join(timeout=5.0)
-        if self._thread is None or not self._thread.is_alive():
-            self._loop.close()
+        stop_loop_thread(self._loop, self._stop, self._thread)
         self._sock.close()
 
     def status(self) -> dict:
