@@ -17,7 +17,7 @@ from bridge.package import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 from . import checkpoint as ck
 from . import depthformer
 from .configs import get_config
-from .precision import INT8_SCHEMES, choose_int8_scheme, convert
+from .precision import INT8_SCHEMES, choose_int8_scheme, convert, graph_int8_scheme
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +129,11 @@ def export_package(
         else:
             # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
             graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
-            model = convert(model, graph_precision, int8_scheme)
+            model = convert(model, graph_precision, graph_int8_scheme(name, int8_scheme))
         data = _save(model, path)
         entry = {"file": path.name, "sha256": file_sha256(path), "precision": graph_precision, **_io_spec(model)}
         if graph_precision == "int8" and not name.startswith("codec"):
-            entry["int8_scheme"] = int8_scheme
+            entry["int8_scheme"] = graph_int8_scheme(name, int8_scheme)
         if check is not None:
             entry["precision_check"] = check
         if data is not None:

@@ -6,11 +6,12 @@
   at export time for the CPU that prepares the package (``choose_int8_scheme``) and recorded in
   the manifest:
 
-  - ``rows`` (CPUs with int8 dot products, VNNI or AMX): ``to_int8_rows``, each activation row
-    quantized at run time to uint8 over its own range, weights per column, ONNX
-    ``MatMulInteger`` (u8 x s8 on VNNI/AMX). Measured on mrt2_small (2-core Xeon with AMX,
-    1 thread, 3 guidance rows): model step 36 ms vs 52 ms for ``blocks``; teacher-forced argmax
-    agreement vs fp32 94.4% unguided / 89.2% guided (``blocks``: 96.2% / 92.2%).
+  - ``rows`` (CPUs with int8 dot products, VNNI or AMX): ``to_int8_rows`` in the encoder and
+    temporal graphs (``graph_int8_scheme``: the depth decoder stays in ``blocks``), each
+    activation row quantized at run time to uint8 over its own range, weights per column, ONNX
+    ``MatMulInteger`` (u8 x s8 on VNNI/AMX). Measured on mrt2_small, 2-core Xeon with AMX,
+    overlapped frame step p50 with 3 guidance rows 38.0 ms vs 41.8 ms in ``blocks`` (1 row:
+    29.2 vs 31.3 ms); teacher-forced argmax agreement vs fp32 below.
   - ``blocks`` (elsewhere, e.g. AVX2 without VNNI, where u8 x s8 pair sums saturate int16):
     ``to_int8``, ORT ``MatMulNBits`` with 8-bit weights in blocks of 32 along the input,
     symmetric, accuracy level 4 (activations quantized per block to int8 at run time).
@@ -77,6 +78,14 @@ def has_int8_dot(isa: list[str]) -> bool:
 def choose_int8_scheme(isa: list[str]) -> str:
     """The int8 scheme for a CPU with instruction sets ``isa`` (module docstring)."""
     return "rows" if has_int8_dot(isa) else "blocks"
+
+
+def graph_int8_scheme(graph: str, scheme: str) -> str:
+    """The scheme graph ``graph`` of a package takes: ``rows`` leaves the depth decoder in
+    ``blocks``. Its matmuls are small (768 wide, 12 levels a frame), so the per-row quantization
+    ops cost more than the integer GEMM saves (mrt2_small, 2 threads: depth 14.5 ms in blocks,
+    16.6 ms in rows; temporal 21.5 -> 19.9 ms with 3 guidance rows)."""
+    return "blocks" if graph == "depth" else scheme
 
 
 def to_int8(model: onnx.ModelProto, nodes_to_exclude: list[str] | None = None) -> onnx.ModelProto:

@@ -93,11 +93,12 @@ def test_int8_package_records_its_choices(packages):
     package = packages[f"int8-{scheme}"]
     manifest = json.loads((package / "manifest.json").read_text())
     assert manifest["int8"] == {"scheme": scheme, "prepared_on_isa": isa}
-    kernel = {"rows": "MatMulInteger", "blocks": "MatMulNBits"}[scheme]
+    kernel = {"rows": "MatMulInteger", "blocks": "MatMulNBits"}
     for name in ("encoder", "temporal", "depth"):
         entry = manifest["graphs"][name]
-        assert entry["precision"] == "int8" and entry["int8_scheme"] == scheme
-        assert kernel in {n.op_type for n in _load(package / entry["file"]).graph.node}, name
+        graph_scheme = P.graph_int8_scheme(name, scheme)
+        assert entry["precision"] == "int8" and entry["int8_scheme"] == graph_scheme
+        assert kernel[graph_scheme] in {n.op_type for n in _load(package / entry["file"]).graph.node}, name
     entry = manifest["graphs"]["codec_decoder"]
     check = entry["precision_check"]
     assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
