@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -12,15 +11,14 @@ import pytest
 from bridge.package import load_package
 from bridge.v1 import io_names as v1io
 from bridge.v1.engine import V1Engine, V1State, crossfade_ramp, encoder_tokens, is_v1_package, llm_to_rvq
-from onnx_export import spectrostream
-from onnx_export.spectrostream_config import codec_config
 from onnx_export.v1 import config as v1
 from onnx_export.v1 import graphs
 from onnx_export.v1.checkpoint import write_checkpoint_dir
 from onnx_export.v1.export import export_v1_package, is_v1_checkpoint
-from onnx_export.v1.synth import synth_params, write_checkpoint
+from onnx_export.v1.synth import synth_params
 
 from .v1_reference import Reference
+from .v1_util import codec_tensors, make_v1_package
 
 TINY = v1.get_size("tiny")
 
@@ -31,12 +29,6 @@ def _session(model) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def codec_tensors(seed: int = 1) -> dict[str, np.ndarray]:
-    """A tiny 16-codebook SpectroStream decoder (v1 decodes 16 RVQ levels)."""
-    cfg = dataclasses.replace(codec_config("tiny"), num_quantizers=16, rvq_truncation_level=16)
-    return spectrostream.synth_spectrostream_tensors(cfg, np.random.default_rng(seed))
-
-
 @pytest.fixture(scope="module")
 def params() -> dict[str, np.ndarray]:
     return dict(synth_params("tiny", 0))
@@ -44,9 +36,7 @@ def params() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    root = tmp_path_factory.mktemp("v1")
-    ckpt = write_checkpoint("tiny", 0, root / "ckpt")
-    return export_v1_package(ckpt, root / "pkg", codec=codec_tensors(), synthetic=True, progress=False)
+    return make_v1_package(tmp_path_factory.mktemp("v1"))
 
 
 def _prompt(rng: np.random.Generator) -> np.ndarray:
