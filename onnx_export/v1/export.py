@@ -91,7 +91,9 @@ def export_v1_package(
         codec_tensors = {k: v for k, v in codec_tensors.items() if k.startswith(CODEC_PREFIX)}
         codec_cfg = codec_config_for(codec_tensors)
         builders[io.CODEC_DECODER] = lambda: spectrostream.build_codec_decoder(codec_tensors, codec_cfg)
-        codec_entry = spectrostream.codec_manifest_entry(codec_cfg)
+        # Upstream v1 plays the decoder's waveform as it comes (spectrostream.py ``decode``); the 0.5
+        # in MRT2's entry is MRT2's own output scaling.
+        codec_entry = {**spectrostream.codec_manifest_entry(codec_cfg), "output_gain": 1.0}
     else:
         log.warning("no codec weights given: the v1 package will produce tokens but no audio")
 
