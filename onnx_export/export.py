@@ -121,12 +121,9 @@ def export_package(
             # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
             graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
             model = convert(model, graph_precision)
-        data = _save(model, path)
-        entry = {"file": path.name, "sha256": file_sha256(path), "precision": graph_precision, **_io_spec(model)}
+        entry = save_graph(model, path, graph_precision)
         if check is not None:
             entry["precision_check"] = check
-        if data is not None:
-            entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
         graphs[name] = entry
 
     manifest = {
@@ -143,6 +140,20 @@ def export_package(
         manifest["codec"] = codec_entry
     if io.CODEC_ENCODER in builders:
         manifest["source_codec_encoder"] = {"file": Path(codec_encoder).name, "sha256": ck.sha256_file(codec_encoder)}
+    return finish_package(tmp, out_dir, manifest)
+
+
+def save_graph(model: onnx.ModelProto, path: Path, precision: str) -> dict:
+    """Save ``model`` at ``path``; its manifest entry (file, sha256, precision, I/O spec, weights side file)."""
+    data = _save(model, path)
+    entry = {"file": path.name, "sha256": file_sha256(path), "precision": precision, **_io_spec(model)}
+    if data is not None:
+        entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
+    return entry
+
+
+def finish_package(tmp: Path, out_dir: Path, manifest: dict) -> Path:
+    """Write ``manifest.json`` into the staging folder ``tmp`` and move it into place as ``out_dir``."""
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -8,7 +8,6 @@ and optionally ``codec_decoder``, each with its sha256 and I/O spec; the manifes
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 from collections.abc import Mapping
@@ -18,11 +17,11 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge import io_names as io
-from bridge.package import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
+from bridge.package import FORMAT, FORMAT_VERSION
 
 from .. import spectrostream
 from ..checkpoint import load_tensors, sha256_file
-from ..export import PRECISIONS, _io_spec, _save
+from ..export import PRECISIONS, finish_package, save_graph
 from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
 from . import config as v1
@@ -106,13 +105,7 @@ def export_v1_package(
     for name, build in tqdm(builders.items(), desc=f"export v1 {size} ({precision})", disable=not progress):
         # The codec stays fp32 under int8 (its int8 variant needs a calibration this family lacks).
         graph_precision = "fp32" if (name == io.CODEC_DECODER and precision == "int8") else precision
-        model = convert(build(), graph_precision)
-        path = tmp / f"{name}.onnx"
-        data = _save(model, path)
-        entry = {"file": path.name, "sha256": file_sha256(path), "precision": graph_precision, **_io_spec(model)}
-        if data is not None:
-            entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
-        entries[name] = entry
+        entries[name] = save_graph(convert(build(), graph_precision), tmp / f"{name}.onnx", graph_precision)
 
     manifest = {
         "format": FORMAT,
@@ -133,13 +126,7 @@ def export_v1_package(
         manifest["codec"] = codec_entry
         if codec_source is not None:
             manifest["source_codec"] = {"file": codec_source.name, "sha256": sha256_file(codec_source)}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.replace(out_dir)
-    log.info("wrote %s", out_dir)
-    return out_dir
-
+    return finish_package(tmp, out_dir, manifest)
 
 def is_v1_checkpoint(path: Path) -> bool:
     """True when ``path`` is (or directly holds) a t5x checkpoint directory, v1's layout."""

@@ -152,6 +152,13 @@ def step_heads(g: GraphBuilder, parts: list[str], size: v1.V1Size) -> list[str]:
     return [g.reshape(p, [-1, size.num_heads, 1, size.head_dim]) for p in parts]
 
 
+def self_attention_heads(g: GraphBuilder, x: str, layer: str, size: v1.V1Size, w: Weights) -> list[str]:
+    """A decoder layer's step queries, keys and values [N, n, 1, h] of ``RMS(x)`` (one fused MatMul)."""
+    attn = f"{layer}/self_attention"
+    hx = rms_norm(g, x, f"{layer}/pre_self_attention_layer_norm/scale", w)
+    return step_heads(g, fused_projection(g, hx, [f"{attn}/{p}/kernel" for p in ("query", "key", "value")], w), size)
+
+
 def softmax_context(g: GraphBuilder, q: str, keys: str, values: str, bias: str | None = None,
                     valid: str | None = None) -> str:
     """``softmax(q k^T + bias)`` (masked where not ``valid``) @ values; q [N,n,Q,h], keys [N,n,T,h]."""
@@ -241,9 +248,7 @@ def build_temporal(size: v1.V1Size, w: Weights) -> onnx.ModelProto:
     for i in range(size.num_temporal_layers):
         layer = f"{TEMPORAL}/layers_{i}"
         with g.scope(f"temporal/layer{i}/self_attn"):
-            attn = f"{layer}/self_attention"
-            hx = rms_norm(g, x, f"{layer}/pre_self_attention_layer_norm/scale", w)
-            q, k, v = step_heads(g, fused_projection(g, hx, [f"{attn}/{p}/kernel" for p in ("query", "key", "value")], w), size)
+            attn, (q, k, v) = f"{layer}/self_attention", self_attention_heads(g, x, layer, size, w)
             keys = ring_write(g, f"self_k.{i}", state_shape, k, ring[0])
             values = ring_write(g, f"self_v.{i}", state_shape, v, ring[0])
             x = g.add(x, attention_output(g, softmax_context(g, q, keys, values, bias, ring[1]), attn, size, w))
@@ -316,9 +321,7 @@ def build_depth(size: v1.V1Size, w: Weights, *, emit_logits: bool = False) -> on
         for i in range(size.num_depth_layers):
             layer = f"{DEPTH}/depth_layers_{i}"
             with g.scope(f"depth/level{level}/layer{i}/self_attn"):
-                attn = f"{layer}/self_attention"
-                hx = rms_norm(g, x, f"{layer}/pre_self_attention_layer_norm/scale", w)
-                q, k, v = step_heads(g, fused_projection(g, hx, [f"{attn}/{p}/kernel" for p in ("query", "key", "value")], w), size)
+                attn, (q, k, v) = f"{layer}/self_attention", self_attention_heads(g, x, layer, size, w)
                 cache[i][0].append(k)
                 cache[i][1].append(v)
                 keys = k if level == 0 else g.concat(cache[i][0], axis=2)
