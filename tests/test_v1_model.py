@@ -193,3 +193,13 @@ def test_state_update_checks_like_upstream():
         encoder_tokens(state.context_tokens, np.array([1, 2, 3]))
     toks = encoder_tokens(state.context_tokens, None)
     assert toks.shape == (2, 1006) and (toks == v1.MASK_ID).all()
+
+
+def test_every_checkpoint_parameter_reaches_a_graph(params):
+    """Nothing of the checkpoint is left out: every t5x parameter is (part of) some graph initializer."""
+    used = set()
+    for model in (graphs.build_encoder(TINY, params), graphs.build_temporal(TINY, params),
+                  graphs.build_depth(TINY, params)):
+        for init in model.graph.initializer:
+            used.update(part.split("[")[0] for part in init.name.split("|"))
+    assert set(params) <= used
