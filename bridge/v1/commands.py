@@ -102,7 +102,8 @@ def bench_v1(args: argparse.Namespace) -> int:
     from bridge.v1.engine import V1Engine
 
     _refuse(args, {"--against": args.against, "--compare-upstream": args.compare_upstream,
-                   "--streams": args.streams, "--codec-threads": args.codec_threads})
+                   "--streams": args.streams, "--codec-threads": args.codec_threads,
+                   "--num-cfgs": args.num_cfgs})
     chunks = max(1, math.ceil(args.frames / v1.CHUNK_FRAMES))
     warmup = math.ceil(args.warmup / v1.CHUNK_FRAMES)
     engine = V1Engine(args.model, args.provider, threads=args.threads)
