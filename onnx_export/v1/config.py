@@ -111,16 +111,6 @@ SIZES: dict[str, V1Size] = {
     "tiny": V1Size("tiny", 2, 2, 2, 2, 8, 16, 32),
 }
 
-# Which upstream gin file a size is built from (tiny = base + gin_overrides()).
-GIN_FILE = {"base": "mrt_merged_base.gin", "large": "mrt_merged_large.gin", "tiny": "mrt_merged_base.gin"}
-
-# Hub checkpoint tars (asset.py paths, relative to the hub repo google/magenta-realtime).
-HUB_CHECKPOINTS = {
-    "base": "checkpoints/llm_base_x4286_c1860k.tar",
-    "large": "checkpoints/llm_large_x3047_c1860k.tar",
-}
-
-
 def get_size(name: str) -> V1Size:
     """The v1 size called ``name`` (tiny, base or large)."""
     try:
