@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from onnx_export import spectrostream
-from onnx_export.spectrostream_config import codec_config
+from onnx_export.v1.codec import synth_codec_tensors
 from onnx_export.v1.export import export_v1_package
 from onnx_export.v1.synth import write_checkpoint
 
 
 def codec_tensors(seed: int = 1) -> dict[str, np.ndarray]:
     """A tiny 16-codebook SpectroStream decoder (v1 decodes 16 RVQ levels)."""
-    cfg = dataclasses.replace(codec_config("tiny"), num_quantizers=16, rvq_truncation_level=16)
-    return spectrostream.synth_spectrostream_tensors(cfg, np.random.default_rng(seed))
+    return synth_codec_tensors("tiny", seed)
 
 
 def make_v1_package(root: Path, precision: str = "fp32") -> Path:

@@ -26,6 +26,7 @@ from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
 from . import config as v1
 from . import graphs
+from .codec import codec_config
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,15 @@ CODEC_PREFIX = "params/soundstream/"
 
 
 def codec_config_for(tensors: Mapping[str, np.ndarray]) -> CodecConfig:
-    """The SpectroStream config of ``tensors`` (full or tiny widths), decoding v1's 16 levels."""
+    """The v1 codec config (:func:`onnx_export.v1.codec.codec_config`, 16 levels) whose widths ``tensors`` have."""
     table = tensors.get(QUANTIZER_KEY)
     if table is None:
         raise ValueError(f"codec weights lack {QUANTIZER_KEY}")
-    quantizers, _, features = table.shape
-    if quantizers < v1.DECODER_LEVELS:
-        raise ValueError(f"the codec has {quantizers} RVQ codebooks; v1 decodes {v1.DECODER_LEVELS}")
-    base = next((spectrostream.codec_config(n) for n in ("full", "tiny")
-                 if spectrostream.codec_config(n).num_features == features), None)
-    if base is None:
-        raise ValueError(f"codec weights of {features} features match no known SpectroStream size")
-    return dataclasses.replace(base, num_quantizers=quantizers, rvq_truncation_level=v1.DECODER_LEVELS)
+    for size in ("full", "tiny"):
+        cfg = codec_config(size)
+        if table.shape[1:] == (cfg.num_embeddings, cfg.num_features):
+            return dataclasses.replace(cfg, num_quantizers=max(table.shape[0], v1.DECODER_LEVELS))
+    raise ValueError(f"codec weights {QUANTIZER_KEY} {table.shape} match no known SpectroStream size")
 
 
 def export_v1_package(
