@@ -25,7 +25,7 @@ import onnxruntime as ort
 from bridge import io_names
 from bridge.bench import machine
 
-from .precision import CODEC_INT8_MIN_SNR_DB, to_int8
+from .precision import CODEC_INT8_MIN_SNR_DB, has_int8_dot, to_int8
 from .spectrostream import build_codec_decoder
 from .spectrostream_config import CodecConfig
 from .static_int8 import (
@@ -134,11 +134,6 @@ def codec_snr_db(reference: onnx.ModelProto, candidate: onnx.ModelProto, levels:
     _, ref = stream(reference, seqs)
     _, got = stream(candidate, seqs)
     return audio_snr_db(ref, got)
-
-
-def has_int8_dot(isa: list[str]) -> bool:
-    """True where int8 convolutions run on dot-product instructions (VNNI or AMX)."""
-    return any(f in isa for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def choose_int8_codec_decoder(fp32: onnx.ModelProto, weights: dict[str, np.ndarray],

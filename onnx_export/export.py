@@ -11,12 +11,13 @@ import onnx
 from tqdm import tqdm
 
 from bridge import io_names as io
+from bridge.bench import machine
 from bridge.package import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 
 from . import checkpoint as ck
 from . import depthformer
 from .configs import get_config
-from .precision import convert
+from .precision import INT8_SCHEMES, choose_int8_scheme, convert
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,19 @@ def export_package(
     codec_encoder: Path | None = None,
     synthetic: bool = False,
     progress: bool = True,
+    int8_scheme: str = "auto",
 ) -> Path:
     """Export ``checkpoint`` (upstream layout) as a model package in ``out_dir``.
 
     ``codec_encoder`` is upstream's ``resources/spectrostream/encoder.safetensors``
     (``params/encoder/...``); with it the package also gets the streaming codec
     encoder (audio -> codes), which shares the checkpoint's RVQ codebooks.
+    ``int8_scheme`` (int8 only): ``rows`` or ``blocks`` (``onnx_export.precision``), or
+    ``auto``: the one for this CPU.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    int8_scheme, isa = resolve_int8_scheme(int8_scheme)
     cfg = get_config(size)
     checkpoint = Path(checkpoint)
     log.info("reading %s as %s", checkpoint, size)
@@ -120,8 +125,10 @@ def export_package(
         else:
             # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
             graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
-            model = convert(model, graph_precision)
+            model = convert(model, graph_precision, int8_scheme)
         entry = save_graph(model, path, graph_precision)
+        if graph_precision == "int8" and not name.startswith("codec"):
+            entry["int8_scheme"] = int8_scheme
         if check is not None:
             entry["precision_check"] = check
         graphs[name] = entry
@@ -131,6 +138,7 @@ def export_package(
         "format_version": FORMAT_VERSION,
         "model": {"family": "magenta-realtime-2", **cfg.to_dict(), "size": size},
         "precision": precision,
+        **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
         "synthetic": synthetic,
         "source_checkpoint": {"file": checkpoint.name, "sha256": ck.sha256_file(checkpoint)},
         "frame": {"sample_rate": 48000, "samples": 1920, "channels": 2, "tokens": 12, "codebook": 1024},
@@ -141,6 +149,16 @@ def export_package(
     if io.CODEC_ENCODER in builders:
         manifest["source_codec_encoder"] = {"file": Path(codec_encoder).name, "sha256": ck.sha256_file(codec_encoder)}
     return finish_package(tmp, out_dir, manifest)
+
+
+def resolve_int8_scheme(int8_scheme: str) -> tuple[str, str]:
+    """(scheme, this CPU's ISA): ``auto`` becomes the int8 scheme for this CPU; others are checked."""
+    isa = machine()["isa"]
+    if int8_scheme == "auto":
+        int8_scheme = choose_int8_scheme(isa)
+    if int8_scheme not in INT8_SCHEMES:
+        raise ValueError(f"unknown int8 scheme {int8_scheme!r}; expected auto or one of {', '.join(INT8_SCHEMES)}")
+    return int8_scheme, isa
 
 
 def save_graph(model: onnx.ModelProto, path: Path, precision: str) -> dict:

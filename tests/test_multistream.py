@@ -49,8 +49,18 @@ def _assert_same(got: list, want: list, label: str) -> None:
         assert np.abs(g.audio - w.audio).max() <= LSB, f"{label} frame {i}: audio differs by more than 1 LSB"
 
 
-@pytest.mark.parametrize("num_cfgs", [2, 0])
-def test_batched_equals_single_stream_with_join_leave_and_park(bundled_package, num_cfgs: int) -> None:
+@pytest.fixture(scope="module")
+def int8_rows_package(tiny_checkpoint, tmp_path_factory):
+    """int8 with per-row activation scales: a row's result must not depend on its batch."""
+    from onnx_export.export import export_package
+
+    return export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp("rows") / "pkg", precision="int8",
+                          int8_scheme="rows", progress=False)
+
+
+@pytest.mark.parametrize("num_cfgs,package", [(2, "bundled"), (0, "bundled"), (2, "int8_rows")])
+def test_batched_equals_single_stream_with_join_leave_and_park(request, num_cfgs: int, package: str) -> None:
+    bundled_package = request.getfixturevalue(f"{package}_package")
     ctls = _controls()
     seeds = [3, 11, 42, 7]
     want = [_alone(bundled_package, num_cfgs, s, c, FRAMES) for s, c in zip(seeds, ctls)]

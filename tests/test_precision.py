@@ -24,21 +24,26 @@ from onnx_export.codec_int8 import (
     build_int8_codec_decoder,
     codec_snr_db,
     codes_sequence,
-    has_int8_dot,
     stream,
 )
 from onnx_export.export import export_package
+from onnx_export.precision import has_int8_dot
 from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
 
 FRAMES = 40
 
 
+# int8 schemes under test: blocks everywhere, and the one export chooses for this CPU.
+INT8_UNDER_TEST = sorted({"int8-blocks", f"int8-{P.choose_int8_scheme(machine()['isa'])}"})
+
+
 @pytest.fixture(scope="module")
 def packages(tiny_checkpoint, tiny_package, tmp_path_factory) -> dict:
     out = {"fp32": tiny_package}
-    for precision in ("int8", "fp16"):
-        out[precision] = export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp(precision) / "pkg",
-                                        precision=precision, progress=False)
+    for variant in (*INT8_UNDER_TEST, "fp16"):
+        precision, _, scheme = variant.partition("-")
+        out[variant] = export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp(variant) / "pkg",
+                                      precision=precision, progress=False, int8_scheme=scheme or "auto")
     return out
 
 
@@ -69,9 +74,9 @@ def agreement(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("num_cfgs", [0, 2], ids=["unguided", "guided"])
-@pytest.mark.parametrize("precision", ["int8", "fp16"])
+@pytest.mark.parametrize("precision", [*INT8_UNDER_TEST, "fp16"])
 def test_depthformer_teacher_forced_agreement(packages, precision, num_cfgs):
-    min_agree, max_err = P.LOGIT_AGREEMENT[(precision, num_cfgs)]
+    min_agree, max_err = P.LOGIT_AGREEMENT[(precision.partition("-")[0], num_cfgs)]
     cond = conditioning(FRAMES)
     teacher = np.random.default_rng(1).integers(0, 1024, (FRAMES, 12)) + 6 + 1024 * np.arange(12)
     ref = teacher_forced_logits(packages["fp32"], cond, teacher, num_cfgs)
@@ -82,8 +87,17 @@ def test_depthformer_teacher_forced_agreement(packages, precision, num_cfgs):
     assert err > 0, f"{precision} package computes exactly fp32's logits: the pass did nothing"
 
 
-def test_int8_package_records_its_codec_choice(packages):
-    manifest = json.loads((packages["int8"] / "manifest.json").read_text())
+def test_int8_package_records_its_choices(packages):
+    isa = machine()["isa"]
+    scheme = P.choose_int8_scheme(isa)
+    package = packages[f"int8-{scheme}"]
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert manifest["int8"] == {"scheme": scheme, "prepared_on_isa": isa}
+    kernel = {"rows": "MatMulInteger", "blocks": "MatMulNBits"}[scheme]
+    for name in ("encoder", "temporal", "depth"):
+        entry = manifest["graphs"][name]
+        assert entry["precision"] == "int8" and entry["int8_scheme"] == scheme
+        assert kernel in {n.op_type for n in _load(package / entry["file"]).graph.node}, name
     entry = manifest["graphs"]["codec_decoder"]
     check = entry["precision_check"]
     assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
@@ -93,10 +107,10 @@ def test_int8_package_records_its_codec_choice(packages):
     assert check["int8_snr_db"] >= P.CODEC_INT8_MIN_SNR_DB
     assert check["int8_kernels"] == ("amx" if "amx_int8" in machine()["isa"] else "vnni")
     assert entry["precision"] == check["precision"] == "int8"
-    ops = {n.op_type for n in _load(packages["int8"] / entry["file"]).graph.node}
+    ops = {n.op_type for n in _load(package / entry["file"]).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "MatMulNBits"} <= ops
     # The engine runs it: audio comes out of an int8 package.
-    engine = Engine(packages["int8"], provider="cpu", threads=2)
+    engine = Engine(package, provider="cpu", threads=2)
     frames = [engine.step(conditioning(1)[0]) for _ in range(3)]
     assert np.abs(frames[-1].audio).max() > 0
 

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="package directory to write (replaced if present)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
                    help="fp32 (reference), fp16 (GPU), int8 (CPU: dynamic int8 matmuls). Default fp32")
+    p.add_argument("--int8-scheme", default="auto", choices=["auto", "rows", "blocks"],
+                   help="int8 matmuls: rows = per-row int8 activations x per-column int8 weights on "
+                        "ONNX MatMulInteger (fastest where the CPU has VNNI/AMX), blocks = ORT "
+                        "MatMulNBits, 8-bit blocks of 32 (slightly closer to fp32; the choice without "
+                        "VNNI). auto (default): the one for this CPU; the manifest records it")
     p.add_argument("--codec-encoder", type=Path, metavar="ENCODER.safetensors",
                    help="upstream resources/spectrostream/encoder.safetensors: also export the codec encoder")
     p.set_defaults(func=run)
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--codec is for v1 checkpoints (MRT2 checkpoints carry their codec)")
     from onnx_export.export import export_package
 
-    out = export_package(args.checkpoint, args.size, args.out, args.precision, codec_encoder=args.codec_encoder)
+    out = export_package(args.checkpoint, args.size, args.out, args.precision, codec_encoder=args.codec_encoder,
+                         int8_scheme=args.int8_scheme)
     print(f"wrote model package {out}")
     return 0

@@ -31,7 +31,8 @@ def export_v1(args: argparse.Namespace) -> int:
         raise ValueError(f"--size {args.size} is not a v1 size ({', '.join(v1.SIZES)})")
     if getattr(args, "codec_encoder", None) is not None:
         raise ValueError("--codec-encoder is for MRT2 checkpoints (v1 has no live audio input)")
-    out = export_v1_package(args.checkpoint, args.out, args.precision, size=args.size, codec=args.codec)
+    out = export_v1_package(args.checkpoint, args.out, args.precision, size=args.size, codec=args.codec,
+                            int8_scheme=args.int8_scheme)
     print(f"wrote v1 model package {out}")
     return 0
 

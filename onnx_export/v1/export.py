@@ -21,7 +21,7 @@ from bridge.package import FORMAT, FORMAT_VERSION
 
 from .. import spectrostream
 from ..checkpoint import load_tensors, sha256_file
-from ..export import PRECISIONS, finish_package, save_graph
+from ..export import PRECISIONS, finish_package, resolve_int8_scheme, save_graph
 from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
 from . import config as v1
@@ -55,17 +55,20 @@ def export_v1_package(
     codec: Path | Mapping[str, np.ndarray] | None = None,
     synthetic: bool = False,
     progress: bool = True,
+    int8_scheme: str = "auto",
 ) -> Path:
     """Export the v1 t5x checkpoint directory ``checkpoint`` as a package in ``out_dir``.
 
     ``size`` is checked against the checkpoint's tree (detected when None). ``codec`` is a
     safetensors file (an MRT2 checkpoint or codec file) or a dict holding
     ``params/soundstream/...`` tensors; without it the package makes tokens but no audio.
+    ``int8_scheme`` as MRT2's export (``auto``: the one for this CPU).
     """
     from .checkpoint import check_params, detect_size, find_checkpoint_dir, load_params
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    int8_scheme, isa = resolve_int8_scheme(int8_scheme)
     ckpt_dir = find_checkpoint_dir(checkpoint)
     log.info("reading v1 checkpoint %s", ckpt_dir)
     params = load_params(ckpt_dir)
@@ -103,7 +106,10 @@ def export_v1_package(
     for name, build in tqdm(builders.items(), desc=f"export v1 {size} ({precision})", disable=not progress):
         # The codec stays fp32 under int8 (its int8 variant needs a calibration this family lacks).
         graph_precision = "fp32" if (name == io.CODEC_DECODER and precision == "int8") else precision
-        entries[name] = save_graph(convert(build(), graph_precision), tmp / f"{name}.onnx", graph_precision)
+        entries[name] = save_graph(convert(build(), graph_precision, int8_scheme), tmp / f"{name}.onnx",
+                                   graph_precision)
+        if graph_precision == "int8":
+            entries[name]["int8_scheme"] = int8_scheme
 
     manifest = {
         "format": FORMAT,
@@ -111,6 +117,7 @@ def export_v1_package(
         "family": FAMILY,
         "model": {"family": "magenta-realtime-v1", **spec.to_dict(), "size": size},
         "precision": precision,
+        **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
         "synthetic": synthetic,
         "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": sha256_file(ckpt_dir / "checkpoint")},
         "chunk": {
