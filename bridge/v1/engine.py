@@ -136,9 +136,6 @@ class V1Engine:
                                f"{package_family(self.package)!r}); use it with the MRT2 engine")
         self.providers = resolve_providers(provider)
         self.provider = self.providers[0]
-        self.threads = threads
-        spec = self.package.manifest["model"]
-        self.num_temporal_layers = int(spec["num_temporal_layers"])
 
         def session(name: str):
             return make_session(self.package.graph_path(name), self.providers, threads)
