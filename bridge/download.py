@@ -32,6 +32,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,11 +55,17 @@ class ChecksumError(RuntimeError):
 
 @dataclass(frozen=True)
 class HubFile:
-    """One file of the hub repo: its path there (= path under MAGENTA home)."""
+    """One file of the hub repo: its path there (= path under MAGENTA home).
+
+    ``kind`` "dir" is a folder (e.g. a TF SavedModel) whose files are listed from the hub
+    once; "tar" is an archive extracted to its path without ``.tar`` (then deleted), as
+    upstream v1's ``asset.fetch(..., extract_archive=True)`` does.
+    """
 
     path: str
     size: int | None = None
     sha256: str | None = None
+    kind: str = "file"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,18 @@ class ModelManifest:
     needs: tuple[str, ...] = ()
     repo_id: str = hub_layout.HUB_REPO_ID
     revision: str = hub_layout.HUB_REVISION
+    home: str = "v2"  # local root: "v2" = magenta_home(), "v1" = hub_layout.v1_home()
+
+
+_HOMES = {"v2": hub_layout.magenta_home, "v1": hub_layout.v1_home}
+_KINDS = ("file", "dir", "tar")
+_DIR_MARKER = ".mrt-bridge-files.json"  # in a downloaded folder: its verified file list
+_TAR_MARKER = ".mrt-bridge-extracted.json"  # in an extracted archive: the tar's sha256
+
+
+def manifest_home(manifest: ModelManifest) -> Path:
+    """Local root of ``manifest``'s files (upstream's layout for its family)."""
+    return _HOMES[manifest.home]()
 
 
 @dataclass
@@ -104,7 +124,13 @@ def _parse_manifest(data: dict, source: Path) -> ModelManifest:
             sha = entry.get("sha256")
             if sha is not None and not _SHA256_RE.match(sha):
                 raise ValueError(f"bad sha256 {sha!r} for {entry['path']}")
-            files.append(HubFile(entry["path"], entry.get("size"), sha))
+            kind = entry.get("kind", "file")
+            if kind not in _KINDS:
+                raise ValueError(f"bad kind {kind!r} for {entry['path']}; expected one of {', '.join(_KINDS)}")
+            files.append(HubFile(entry["path"], entry.get("size"), sha, kind))
+        home = data.get("home", "v2")
+        if home not in _HOMES:
+            raise ValueError(f"bad home {home!r}; expected one of {', '.join(_HOMES)}")
         return ModelManifest(
             name=data["name"],
             description=data.get("description", ""),
@@ -112,6 +138,7 @@ def _parse_manifest(data: dict, source: Path) -> ModelManifest:
             needs=tuple(data.get("needs", ())),
             repo_id=data.get("repo_id", hub_layout.HUB_REPO_ID),
             revision=data.get("revision", hub_layout.HUB_REVISION),
+            home=home,
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed model manifest {source}: {exc!r}") from exc
@@ -204,16 +231,47 @@ class _VerifiedCache:
 
 def file_status(manifest: ModelManifest, home: Path | None = None) -> list[FileStatus]:
     """Local state of each file of ``manifest``; makes no network request."""
-    home = Path(home) if home else hub_layout.magenta_home()
+    home = Path(home) if home else manifest_home(manifest)
     cache = _VerifiedCache(home)
     out = []
     for f in manifest.files:
+        if f.kind != "file":
+            out.append(_folder_status(f, home, cache))
+            continue
         local = home / f.path
         present = local.is_file()
         sha = cache.lookup(f.path, local) if present else None
         verified = sha is not None and (f.sha256 is None or sha == f.sha256)
         out.append(FileStatus(f, local, present, local.stat().st_size if present else None, verified))
     return out
+
+
+def _extracted_dir(home: Path, f: HubFile) -> Path:
+    return home / f.path.removesuffix(".tar")
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _folder_status(f: HubFile, home: Path, cache: _VerifiedCache) -> FileStatus:
+    """A "dir" entry (complete when its file list was recorded) or a "tar" (extracted or not)."""
+    if f.kind == "tar":
+        folder = _extracted_dir(home, f)
+        marker = _read_marker(folder / _TAR_MARKER)
+        if marker is None and (home / f.path).is_file():  # downloaded, not yet extracted
+            return FileStatus(f, home / f.path, True, (home / f.path).stat().st_size, False)
+        ok = marker is not None and (f.sha256 is None or marker.get("sha256") == f.sha256)
+    else:
+        folder = home / f.path
+        marker = _read_marker(folder / _DIR_MARKER)
+        ok = marker is not None and all(
+            cache.lookup(rel, home / rel) is not None for rel in marker.get("files", []))
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if marker else None
+    return FileStatus(f, folder, marker is not None, size, ok)
 
 
 def _hub_etag_sha256(repo_id: str, revision: str, path: str, endpoint: str | None,
@@ -283,55 +341,132 @@ def download(
     token: str | None = None,
     force: bool = False,
 ) -> DownloadReport:
-    """Fetch ``target`` (``mrt2_small``, ``mrt2_base``, ``resources`` or ``all``).
+    """Fetch ``target`` (a manifest name such as ``mrt2_small`` or ``v1_base``, or ``all``).
 
-    Files already present and verified are skipped without any request.
+    Files already present and verified are skipped without any request. ``home``
+    overrides every manifest's local root (default: :func:`manifest_home`).
     Raises :class:`ChecksumError` on a hash mismatch (the bad file is
     deleted) and ``RuntimeError`` on network/auth failures.
     """
-    from huggingface_hub import hf_hub_download
-
-    home = Path(home) if home else hub_layout.magenta_home()
     manifests = manifests if manifests is not None else load_manifests()
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     token = token or os.environ.get("HF_TOKEN") or None
-    cache = _VerifiedCache(home)
     report = DownloadReport()
     for manifest in resolve_targets(target, manifests):
+        mhome = Path(home) if home else manifest_home(manifest)
+        cache = _VerifiedCache(mhome)
         for f in manifest.files:
-            local = home / f.path
-            known = cache.lookup(f.path, local)
-            if not force and known is not None and (f.sha256 is None or known == f.sha256):
-                log.info("%s: present and verified, skipped", f.path)
-                report.skipped.append(f.path)
-                continue
-            try:
-                expected = f.sha256 or _hub_etag_sha256(
-                    manifest.repo_id, manifest.revision, f.path, endpoint, token)
-                if not force and local.is_file():
-                    # e.g. a folder filled by upstream's tools: verify instead of refetching
-                    if expected is not None and sha256_file(local) == expected:
-                        cache.record(f.path, local, expected)
-                        report.skipped.append(f.path)
-                        continue
-                    if expected is not None:
-                        log.warning("%s: present but its sha256 differs; downloading again", f.path)
-                        _remove_invalid(home, f.path, local)
-                log.info("downloading %s from %s", f.path, manifest.repo_id)
-                hf_hub_download(
-                    manifest.repo_id, f.path, revision=manifest.revision,
-                    local_dir=home, endpoint=endpoint, token=token or False,
-                    force_download=force,
-                )
-            except _network_errors() as exc:
-                raise RuntimeError(f"download of {f.path} from {endpoint or 'huggingface.co'} "
-                                   f"failed: {_describe(exc)}") from exc
-            if f.size is not None and local.stat().st_size != f.size:
-                _remove_invalid(home, f.path, local)
-                raise ChecksumError(
-                    f"size mismatch for {f.path}: expected {f.size} bytes, got "
-                    f"{local.stat().st_size}; the file was deleted"
-                )
-            _check(home, cache, f, local, expected)
-            report.downloaded.append(f.path)
+            if f.kind == "dir":
+                _fetch_dir(manifest, f, mhome, cache, endpoint, token, force, report)
+            elif f.kind == "tar":
+                _fetch_tar(manifest, f, mhome, cache, endpoint, token, force, report)
+            else:
+                _fetch_file(manifest, f, mhome, cache, endpoint, token, force, report)
     return report
+
+
+def _fetch_file(manifest: ModelManifest, f: HubFile, home: Path, cache: _VerifiedCache,
+                endpoint: str | None, token: str | None, force: bool, report: DownloadReport) -> None:
+    """Download and verify one file (skipped when present and verified)."""
+    from huggingface_hub import hf_hub_download
+
+    local = home / f.path
+    known = cache.lookup(f.path, local)
+    if not force and known is not None and (f.sha256 is None or known == f.sha256):
+        log.info("%s: present and verified, skipped", f.path)
+        report.skipped.append(f.path)
+        return
+    try:
+        expected = f.sha256 or _hub_etag_sha256(
+            manifest.repo_id, manifest.revision, f.path, endpoint, token)
+        if not force and local.is_file():
+            # e.g. a folder filled by upstream's tools: verify instead of refetching
+            if expected is not None and sha256_file(local) == expected:
+                cache.record(f.path, local, expected)
+                report.skipped.append(f.path)
+                return
+            if expected is not None:
+                log.warning("%s: present but its sha256 differs; downloading again", f.path)
+                _remove_invalid(home, f.path, local)
+        log.info("downloading %s from %s", f.path, manifest.repo_id)
+        hf_hub_download(
+            manifest.repo_id, f.path, revision=manifest.revision,
+            local_dir=home, endpoint=endpoint, token=token or False,
+            force_download=force,
+        )
+    except _network_errors() as exc:
+        raise RuntimeError(f"download of {f.path} from {endpoint or 'huggingface.co'} "
+                           f"failed: {_describe(exc)}") from exc
+    if f.size is not None and local.stat().st_size != f.size:
+        _remove_invalid(home, f.path, local)
+        raise ChecksumError(
+            f"size mismatch for {f.path}: expected {f.size} bytes, got "
+            f"{local.stat().st_size}; the file was deleted"
+        )
+    _check(home, cache, f, local, expected)
+    report.downloaded.append(f.path)
+
+
+def _fetch_dir(manifest: ModelManifest, f: HubFile, home: Path, cache: _VerifiedCache,
+               endpoint: str | None, token: str | None, force: bool, report: DownloadReport) -> None:
+    """Download every hub file under folder ``f.path``; the verified list is kept in the folder."""
+    marker_path = home / f.path / _DIR_MARKER
+    marker = None if force else _read_marker(marker_path)
+    if marker is None:
+        from huggingface_hub import HfApi
+
+        try:
+            info = HfApi(endpoint=endpoint).model_info(
+                manifest.repo_id, revision=manifest.revision, token=token or False)
+        except _network_errors() as exc:
+            raise RuntimeError(f"listing {f.path} on {endpoint or 'huggingface.co'} "
+                               f"failed: {_describe(exc)}") from exc
+        prefix = f.path.rstrip("/") + "/"
+        names = sorted(s.rfilename for s in info.siblings or () if s.rfilename.startswith(prefix))
+        if not names:
+            raise RuntimeError(f"{f.path}/ has no files in {manifest.repo_id} (revision {manifest.revision})")
+    else:
+        names = marker["files"]
+    for name in names:
+        _fetch_file(manifest, HubFile(name), home, cache, endpoint, token, force, report)
+    marker_path.write_text(json.dumps({"files": names}, indent=1))
+
+
+def _fetch_tar(manifest: ModelManifest, f: HubFile, home: Path, cache: _VerifiedCache,
+               endpoint: str | None, token: str | None, force: bool, report: DownloadReport) -> None:
+    """Download, verify and extract an archive to its path without ``.tar``; the tar is then deleted."""
+    folder = _extracted_dir(home, f)
+    marker = _read_marker(folder / _TAR_MARKER)
+    if not force and marker is not None and (f.sha256 is None or marker.get("sha256") == f.sha256):
+        log.info("%s: extracted and verified, skipped", f.path)
+        report.skipped.append(f.path)
+        return
+    if not force and marker is None and (folder / "checkpoint").is_file() and not (home / f.path).exists():
+        # extracted by upstream v1's own asset.fetch (it deletes the tar): nothing to verify against
+        log.warning("%s: using %s extracted by upstream (unverified)", f.path, folder)
+        report.skipped.append(f.path)
+        return
+    _fetch_file(manifest, f, home, cache, endpoint, token, force, report)
+    tar_path = home / f.path
+    sha = cache.lookup(f.path, tar_path)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with tarfile.open(tar_path) as archive:
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(tmp, filter="data")  # refuses absolute paths, "..", devices
+            else:  # Python < 3.11.4
+                if any(m.name.startswith("/") or ".." in Path(m.name).parts for m in archive.getmembers()):
+                    raise tarfile.TarError("archive has absolute or '..' member paths")
+                archive.extractall(tmp)
+    except (tarfile.TarError, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"cannot extract {f.path}: {exc}") from exc
+    (tmp / _TAR_MARKER).write_text(json.dumps({"archive": f.path, "sha256": sha}))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    tar_path.unlink()
+    cache.forget(f.path)
+    log.info("%s: extracted to %s", f.path, folder)

@@ -64,3 +64,23 @@ def musiccoca_dir() -> Path:
 def checkpoint_path(name: str) -> Path:
     """Path of an upstream depthformer checkpoint, e.g. ``mrt2_small``."""
     return magenta_home() / CHECKPOINTS_SUBDIR / f"{name}.safetensors"
+
+
+# Magenta RT v1 (hub repo ``google/magenta-realtime``). Upstream v1's ``asset.fetch`` keeps
+# files under ``$MAGENTA_RT_CACHE_DIR/assets`` (default ``~/.cache/magenta_rt/assets``) with
+# the hub's sub-paths, and extracts ``checkpoints/<name>.tar`` to ``checkpoints/<name>/``
+# (deleting the tar); using the same root reuses a folder filled by upstream v1.
+V1_HUB_REPO_ID = "google/magenta-realtime"
+V1_CHECKPOINTS = {"base": "checkpoints/llm_base_x4286_c1860k", "large": "checkpoints/llm_large_x3047_c1860k"}
+
+
+def v1_home() -> Path:
+    """``$MAGENTA_RT_CACHE_DIR/assets``, or ``~/.cache/magenta_rt/assets`` (upstream v1's asset cache)."""
+    env = os.environ.get("MAGENTA_RT_CACHE_DIR")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "magenta_rt"
+    return root / "assets"
+
+
+def v1_checkpoint_dir(size: str) -> Path:
+    """The extracted t5x checkpoint directory of v1 ``size`` (base or large)."""
+    return v1_home() / V1_CHECKPOINTS[size]

@@ -78,11 +78,7 @@ def export_package(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    isa = machine()["isa"]
-    if int8_scheme == "auto":
-        int8_scheme = choose_int8_scheme(isa)
-    if int8_scheme not in INT8_SCHEMES:
-        raise ValueError(f"unknown int8 scheme {int8_scheme!r}; expected auto or one of {', '.join(INT8_SCHEMES)}")
+    int8_scheme, isa = resolve_int8_scheme(int8_scheme)
     cfg = get_config(size)
     checkpoint = Path(checkpoint)
     log.info("reading %s as %s", checkpoint, size)
@@ -130,14 +126,11 @@ def export_package(
             # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
             graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
             model = convert(model, graph_precision, graph_int8_scheme(name, int8_scheme))
-        data = _save(model, path)
-        entry = {"file": path.name, "sha256": file_sha256(path), "precision": graph_precision, **_io_spec(model)}
+        entry = save_graph(model, path, graph_precision)
         if graph_precision == "int8" and not name.startswith("codec"):
             entry["int8_scheme"] = graph_int8_scheme(name, int8_scheme)
         if check is not None:
             entry["precision_check"] = check
-        if data is not None:
-            entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
         graphs[name] = entry
 
     manifest = {
@@ -155,6 +148,30 @@ def export_package(
         manifest["codec"] = codec_entry
     if io.CODEC_ENCODER in builders:
         manifest["source_codec_encoder"] = {"file": Path(codec_encoder).name, "sha256": ck.sha256_file(codec_encoder)}
+    return finish_package(tmp, out_dir, manifest)
+
+
+def resolve_int8_scheme(int8_scheme: str) -> tuple[str, list[str]]:
+    """(scheme, this CPU's ISA): ``auto`` becomes the int8 scheme for this CPU; others are checked."""
+    isa = machine()["isa"]
+    if int8_scheme == "auto":
+        int8_scheme = choose_int8_scheme(isa)
+    if int8_scheme not in INT8_SCHEMES:
+        raise ValueError(f"unknown int8 scheme {int8_scheme!r}; expected auto or one of {', '.join(INT8_SCHEMES)}")
+    return int8_scheme, isa
+
+
+def save_graph(model: onnx.ModelProto, path: Path, precision: str) -> dict:
+    """Save ``model`` at ``path``; its manifest entry (file, sha256, precision, I/O spec, weights side file)."""
+    data = _save(model, path)
+    entry = {"file": path.name, "sha256": file_sha256(path), "precision": precision, **_io_spec(model)}
+    if data is not None:
+        entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
+    return entry
+
+
+def finish_package(tmp: Path, out_dir: Path, manifest: dict) -> Path:
+    """Write ``manifest.json`` into the staging folder ``tmp`` and move it into place as ``out_dir``."""
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)

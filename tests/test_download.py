@@ -28,8 +28,9 @@ class HubServer:
     ETag sent for a file. Every request is recorded in ``requests``.
     """
 
-    def __init__(self, files: dict[str, bytes]):
+    def __init__(self, files: dict[str, bytes], repo: str = REPO):
         self.files = files
+        self.repo = repo
         self.drop_once: set[str] = set()
         self.etags: dict[str, str] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -42,7 +43,7 @@ class HubServer:
                 pass
 
             def _file(self) -> tuple[str, bytes] | None:
-                m = re.fullmatch(rf"/{REPO}/resolve/([^/]+)/(.+)", self.path)
+                m = re.fullmatch(rf"/{server.repo}/resolve/([^/]+)/(.+)", self.path)
                 if not m or m.group(2) not in server.files:
                     return None
                 return m.group(2), server.files[m.group(2)]
@@ -70,9 +71,9 @@ class HubServer:
 
             def do_GET(self):
                 server.requests.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
-                if self.path.startswith(f"/api/models/{REPO}/revision/"):
+                if self.path.startswith(f"/api/models/{server.repo}/revision/"):
                     payload = json.dumps({
-                        "id": REPO, "sha": COMMIT,
+                        "id": server.repo, "sha": COMMIT,
                         "siblings": [{"rfilename": n} for n in server.files],
                     }).encode()
                     self.send_response(200)

@@ -55,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be >= 1 and --warmup >= 0")
     model = args.model or bundled_package()
+    from bridge.v1.engine import is_v1_package
+
+    if is_v1_package(model):
+        from bridge.v1.commands import bench_v1
+
+        return bench_v1(args)
     if args.streams is not None:
         return _run_streams(args, model)
     engine = Engine(model, args.provider, threads=args.threads, seed=0, num_cfgs=engine_options(args, None)[0],

@@ -12,6 +12,8 @@ from bridge import hub_layout
 log = logging.getLogger(__name__)
 
 SIZES = ("mrt2_small", "mrt2_base")
+V1_SIZES = ("v1_base", "v1_large")
+V1_CODEC_SOURCE = "mrt2_small"  # v1 decodes with MRT2's SpectroStream (16 levels), exported from this checkpoint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = msub.add_parser("download", help="download a model and what it needs, verified by sha256")
     d.add_argument("name", nargs="?", default="mrt2_small",
-                   help="mrt2_small (default), mrt2_base, resources or all")
+                   help="mrt2_small (default), mrt2_base, resources, v1_base, v1_large, v1_resources or all")
     d.add_argument("--force", action="store_true", help="download again even if present")
     d.set_defaults(func=run_download)
 
@@ -46,7 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "the MusicCoCa TFLite files into <package>/musiccoca/."
         ),
     )
-    pr.add_argument("name", choices=SIZES)
+    pr.add_argument("name", choices=SIZES + V1_SIZES,
+                    help="MRT2 size, or Magenta RT v1 (v1_base / v1_large: t5x checkpoint from "
+                         "google/magenta-realtime, codec from mrt2_small)")
     pr.add_argument("--out", type=Path, default=None,
                     help="package directory (default: $MAGENTA_HOME/magenta-rt-v2/onnx/NAME-PRECISION)")
     pr.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
@@ -72,10 +76,12 @@ def run_list(args: argparse.Namespace) -> int:
     manifests = dl.load_manifests()
     home = hub_layout.magenta_home()
     print(f"MAGENTA home: {home}")
+    if any(m.home == "v1" for m in manifests.values()):
+        print(f"Magenta RT v1 assets: {hub_layout.v1_home()}")
     for manifest in manifests.values():
         needs = f"  (needs: {', '.join(manifest.needs)})" if manifest.needs else ""
         print(f"\n{manifest.name}: {manifest.description}{needs}")
-        for st in dl.file_status(manifest, home):
+        for st in dl.file_status(manifest, dl.manifest_home(manifest)):
             if not st.present:
                 state = "missing"
                 size = _fmt_size(st.file.size)
@@ -123,6 +129,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
         args.precision = "fp16" if "CUDAExecutionProvider" in available_providers() else "int8"
     out = args.out or hub_layout.magenta_home() / "onnx" / f"{args.name}-{args.precision}"
+    if args.name in V1_SIZES:
+        return _prepare_v1(args, out)
     try:
         from onnx_export.export import export_package
     except ImportError as exc:
@@ -131,6 +139,24 @@ def run_prepare(args: argparse.Namespace) -> int:
     package = Path(export_package(hub_layout.checkpoint_path(args.name), args.name, out,
                                   precision=args.precision,
                                   codec_encoder=encoder if encoder.is_file() else None))
+    if not args.skip_musiccoca:
+        entry = add_musiccoca_to_package(package, hub_layout.resources_dir())
+        record_in_package_manifest(package, entry)
+    print(f"model package ready: {package}")
+    return 0
+
+
+def _prepare_v1(args: argparse.Namespace, out: Path) -> int:
+    """Export a v1 package: the extracted t5x checkpoint + MRT2's codec (16 levels) + MusicCoCa."""
+    from onnx_export.musiccoca import add_musiccoca_to_package, record_in_package_manifest
+
+    try:
+        from onnx_export.v1.export import export_v1_package
+    except ImportError as exc:
+        raise RuntimeError(f"v1 export is not available: {exc}") from exc
+    size = args.name.removeprefix("v1_")
+    package = Path(export_v1_package(hub_layout.v1_checkpoint_dir(size), out, args.precision, size=size,
+                                     codec=hub_layout.checkpoint_path(V1_CODEC_SOURCE)))
     if not args.skip_musiccoca:
         entry = add_musiccoca_to_package(package, hub_layout.resources_dir())
         record_in_package_manifest(package, entry)

@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature, 0 = greedy (default: the preset's, 1.3)")
     p.add_argument("--top-k", type=int, default=None, help="top-k (default: the preset's, 40)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="Magenta RT v1 packages: classifier-free guidance weight (default 5.0, upstream's)")
     from bridge import presets
 
     p.add_argument("--preset", choices=presets.NAMES, default=None,
@@ -65,7 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from bridge.prefill import apply_prefill, current_guidance
     from bridge.render import check_writable, load_events, render, validate_events, write_wav
     from bridge.synthetic import NOTICE, bundled_package
+    from bridge.v1.engine import is_v1_package
 
+    if args.model is not None and is_v1_package(args.model):
+        from bridge.v1.commands import render_v1
+
+        return render_v1(args)
+    if args.guidance is not None:
+        raise ValueError("--guidance is for v1 packages; MRT2 guidance comes from --preset / --config")
     frames = args.frames if args.frames is not None else int(round(args.seconds * 25))
     if frames <= 0:
         raise ValueError("nothing to render: --frames/--seconds must be positive")

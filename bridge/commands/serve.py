@@ -203,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
+    from bridge.v1.engine import is_v1_package
+    if is_v1_package(opts.model):
+        from bridge.v1.serve import serve_v1
+        return serve_v1(args, opts, stop)
     if streams is not None:
         from bridge.commands.serve_streams import run_streams
         return run_streams(args, opts, stop)
