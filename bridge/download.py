@@ -4,7 +4,10 @@ What gets fetched is described by the manifests in ``models/*.json`` (one per
 downloadable unit: ``mrt2_small``, ``mrt2_base``, ``resources``), each listing
 hub paths with an optional ``size`` and ``sha256``. Files land in upstream's
 local layout (:mod:`bridge.hub_layout`), so an existing upstream folder is
-reused.
+reused. Magenta RT v1 manifests (``v1_base``, ``v1_large``, ``v1_resources``:
+``"home": "v1"``) use upstream v1's asset cache instead, and two more entry
+kinds: ``"tar"`` (a checkpoint archive, extracted like upstream's
+``asset.fetch``) and ``"dir"`` (a SavedModel folder, listed from the hub once).
 
 Verification, per file:
 

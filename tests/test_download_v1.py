@@ -145,3 +145,27 @@ def test_bad_manifest_kind_is_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"name": "x", "files": [{"path": "a", "kind": "zip"}]}))
     with pytest.raises(ValueError, match="bad kind 'zip'"):
         dl.load_manifests(tmp_path)
+
+
+def test_models_prepare_v1_exports_a_v1_package(env, tmp_path):
+    """prepare: the extracted t5x checkpoint + the mrt2_small checkpoint's codec -> a v1 package (16 levels)."""
+    pytest.importorskip("onnx_export.v1.export", reason="needs the v1 exporter (branch v1-model)")
+    from safetensors.numpy import save_file
+
+    from bridge.commands.models import prepare_v1_package
+    from onnx_export.v1.codec import synth_codec_tensors
+
+    ckpt = write_checkpoint("tiny", 5, tmp_path / "extracted")
+    with pytest.raises(FileNotFoundError, match="models download mrt2_small"):
+        prepare_v1_package(ckpt, "tiny", tmp_path / "pkg", "fp32", musiccoca=False)
+    # The codec part of an MRT2 checkpoint (params/soundstream/...), tiny widths, >= 16 codebooks like the real 64.
+    hub_layout.checkpoint_path("mrt2_small").parent.mkdir(parents=True)
+    save_file(synth_codec_tensors("tiny", 0), str(hub_layout.checkpoint_path("mrt2_small")))
+    package = prepare_v1_package(ckpt, "tiny", tmp_path / "pkg", "fp32", musiccoca=False)
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert manifest["family"] == "v1" and manifest["codec"]["codes_per_frame"] == 16
+    # the CLI path: v1_base expects the base tree, so a tiny checkpoint there is refused with one line
+    write_checkpoint("tiny", 5, hub_layout.v1_checkpoint_dir("base"))
+    args = ["models", "prepare", "v1_base", "--no-download", "--skip-musiccoca", "--precision", "fp32"]
+    assert cli_main([*args, "--out", str(tmp_path / "pkg2")]) == 2
+    assert not (tmp_path / "pkg2").exists()

@@ -174,3 +174,15 @@ def test_cli_writes_v1_and_refuses_wrong_size(tmp_path, capsys):
     assert cli.main(["synth-checkpoint", "--family", "v1", "--size", "mrt2_small", "--out", str(tmp_path / "x")]) == 2
     assert "not a v1 size" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_large_arrays_are_split_into_chunks(tmp_path, monkeypatch):
+    """Arrays over t5x's 64 MiB chunk target (the large size's embedding) are written as several chunks."""
+    import onnx_export.v1.checkpoint as ck
+
+    monkeypatch.setattr(ck, "_CHUNK_BYTES", 4 * 64)  # 64 float32 per chunk
+    arr = np.random.default_rng(0).standard_normal((24, 10)).astype(np.float32)
+    spec = ck.write_zarr(tmp_path / "a", arr)
+    assert spec["metadata"]["chunks"] == [8, 5]  # largest dim split first, like t5x
+    assert len(list((tmp_path / "a").glob("[0-9]*"))) == 3 * 2
+    np.testing.assert_array_equal(read_zarr(tmp_path / "a"), arr)

@@ -101,3 +101,23 @@ def test_v1_codec_export_reproduces_upstream_audio():
     want = golden["audio_int16"].astype(np.int32)
     assert np.abs(want).max() > 1000, "golden audio is too quiet to prove anything"
     assert np.abs(ours16 - want).max() <= 1
+
+
+def test_codec_comparison_tool_finds_identity_and_shifts():
+    """tests/oracle_v1/compare_codec.py (run where the hub files exist) detects same / shifted / different codecs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "oracle_v1"))
+    from compare_codec import compare, decode_ours
+
+    tensors = synth_codec_tensors("tiny", 0)
+    codes = np.random.default_rng(1).integers(0, v1.CODEBOOK_SIZE, (12, v1.DECODER_LEVELS), dtype=np.int32)
+    table = tensors["params/soundstream/quantizer/embedding"]
+    audio = decode_ours(tensors, codes)
+    same = compare(table, audio, tensors, codes)
+    assert same["codebooks_identical"] and same["best_shift_frames"] == 0 and same["snr_db"] > 100
+    late = np.concatenate([np.zeros((v1.FRAME_SAMPLES, 2), np.float32), audio[: -v1.FRAME_SAMPLES]])
+    assert compare(table, late, tensors, codes)["best_shift_frames"] == 1
+    other = synth_codec_tensors("tiny", 7)["params/soundstream/quantizer/embedding"]
+    diff = compare(other, audio + 0.1 * np.random.default_rng(2).standard_normal(audio.shape), tensors, codes)
+    assert not diff["codebooks_identical"] and diff["snr_db"] < 30

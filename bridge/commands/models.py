@@ -130,7 +130,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         args.precision = "fp16" if "CUDAExecutionProvider" in available_providers() else "int8"
     out = args.out or hub_layout.magenta_home() / "onnx" / f"{args.name}-{args.precision}"
     if args.name in V1_SIZES:
-        return _prepare_v1(args, out)
+        size = args.name.removeprefix("v1_")
+        package = prepare_v1_package(hub_layout.v1_checkpoint_dir(size), size, out, args.precision,
+                                     musiccoca=not args.skip_musiccoca)
+        print(f"model package ready: {package}")
+        return 0
     try:
         from onnx_export.export import export_package
     except ImportError as exc:
@@ -146,7 +150,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_v1(args: argparse.Namespace, out: Path) -> int:
+def prepare_v1_package(checkpoint_dir: Path, size: str, out: Path, precision: str, *,
+                       musiccoca: bool = True) -> Path:
     """Export a v1 package: the extracted t5x checkpoint + MRT2's codec (16 levels) + MusicCoCa."""
     from onnx_export.musiccoca import add_musiccoca_to_package, record_in_package_manifest
 
@@ -154,11 +159,12 @@ def _prepare_v1(args: argparse.Namespace, out: Path) -> int:
         from onnx_export.v1.export import export_v1_package
     except ImportError as exc:
         raise RuntimeError(f"v1 export is not available: {exc}") from exc
-    size = args.name.removeprefix("v1_")
-    package = Path(export_v1_package(hub_layout.v1_checkpoint_dir(size), out, args.precision, size=size,
-                                     codec=hub_layout.checkpoint_path(V1_CODEC_SOURCE)))
-    if not args.skip_musiccoca:
+    codec = hub_layout.checkpoint_path(V1_CODEC_SOURCE)
+    if not codec.is_file():
+        raise FileNotFoundError(f"{codec} is missing: v1 decodes with its codec (mrt-bridge models download "
+                                f"{V1_CODEC_SOURCE})")
+    package = Path(export_v1_package(checkpoint_dir, out, precision, size=size, codec=codec))
+    if musiccoca:
         entry = add_musiccoca_to_package(package, hub_layout.resources_dir())
         record_in_package_manifest(package, entry)
-    print(f"model package ready: {package}")
-    return 0
+    return package

@@ -345,7 +345,7 @@ def load_params(path: Path | str) -> dict[str, np.ndarray]:
     return params
 
 
-def _adafactor_state(name: str, arr: np.ndarray) -> dict:
+def _adafactor_state(arr: np.ndarray) -> dict:
     """t5x Adafactor ``init_param_state`` (factored heuristic, no momentum): zeros."""
     z1 = np.zeros((1,), np.float32)
     state = {"v_row": z1, "v_col": z1, "v": z1, "m": z1}
@@ -394,7 +394,7 @@ def write_checkpoint_dir(
             arr = np.asarray(value, dtype=np.float32)
             dotted = key.replace(_SEP, ".")
             target[key] = write_zarr(tmp / f"target.{dotted}", arr)
-            st = _adafactor_state(key, arr)
+            st = _adafactor_state(arr)
             if st["v"].shape != (1,):
                 st["v"] = write_zarr(tmp / f"state.param_states.{dotted}.v", st["v"])
             states[key] = st
