@@ -41,8 +41,8 @@ def bundled_package() -> Path:
         return root
     except PackageError:
         pass
-    from onnx_export.export import export_package
-    from onnx_export.synth import write_checkpoint, write_codec_encoder
+    from onnx_export.mrt2.export import export_package
+    from onnx_export.mrt2.synth import write_checkpoint, write_codec_encoder
 
     from .style.synthetic import add_synthetic_musiccoca
 

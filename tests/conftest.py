@@ -18,14 +18,14 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from onnx_export.synth import write_checkpoint
+    from onnx_export.mrt2.synth import write_checkpoint
 
     return write_checkpoint("tiny", 7, tmp_path_factory.mktemp("ckpt") / "tiny7.safetensors")
 
 
 @pytest.fixture(scope="session")
 def tiny_package(tiny_checkpoint, tmp_path_factory) -> Path:
-    from onnx_export.export import export_package
+    from onnx_export.mrt2.export import export_package
 
     return export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp("pkg") / "tiny7", progress=False)
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from onnx_export import checkpoint as ck
-from onnx_export.configs import SIZES, get_config
-from onnx_export.synth import synth_tensors
+from onnx_export.mrt2 import checkpoint as ck
+from onnx_export.mrt2.configs import SIZES, get_config
+from onnx_export.mrt2.synth import synth_tensors
+from onnx_export.tensors import CheckpointError, check_tensors, load_tensors
 
 # The published tensor lists (names, shapes) of both checkpoints, kept in the repository.
 REFERENCE = Path(__file__).resolve().parent / "data"
@@ -38,7 +39,7 @@ def tiny_tensors():
 
 def test_synth_checkpoint_is_complete_and_non_degenerate(tiny_tensors):
     expected = ck.depthformer_shapes(get_config("tiny"))
-    ck.check_tensors(tiny_tensors, expected, "synth")
+    check_tensors(tiny_tensors, expected, "synth")
     for key in expected:
         arr = tiny_tensors[key]
         assert np.std(arr) > 0, f"{key} is constant"
@@ -54,7 +55,7 @@ def _write(tmp_path, tensors, name="bad.safetensors"):
 def test_missing_tensor_is_named(tmp_path, tiny_tensors):
     key = "params/depthformer/decoder/depth_body/final_ln/scale"
     path = _write(tmp_path, {k: v for k, v in tiny_tensors.items() if k != key})
-    with pytest.raises(ck.CheckpointError, match=f"missing tensor {key}"):
+    with pytest.raises(CheckpointError, match=f"missing tensor {key}"):
         ck.load_depthformer(path, get_config("tiny"))
 
 
@@ -63,13 +64,13 @@ def test_misshaped_tensor_is_named(tmp_path, tiny_tensors):
     bad = dict(tiny_tensors)
     bad[key] = bad[key][:, :64]
     path = _write(tmp_path, bad)
-    with pytest.raises(ck.CheckpointError, match=rf"{key} has shape \(12294, 64\), expected \(12294, 128\)"):
+    with pytest.raises(CheckpointError, match=rf"{key} has shape \(12294, 64\), expected \(12294, 128\)"):
         ck.load_depthformer(path, get_config("tiny"))
 
 
 def test_wrong_size_is_reported_as_shape_mismatch(tmp_path, tiny_tensors):
     path = _write(tmp_path, tiny_tensors)
-    with pytest.raises(ck.CheckpointError, match="as tiny_base"):
+    with pytest.raises(CheckpointError, match="as tiny_base"):
         ck.load_depthformer(path, get_config("tiny_base"))
     assert ck.guess_size(path) == "tiny"
 
@@ -79,14 +80,14 @@ def test_nan_tensor_is_rejected(tmp_path, tiny_tensors):
     key = f"{ck.ENCODER}/encoder_ln/bias"
     bad[key] = bad[key].copy()
     bad[key][3] = np.nan
-    with pytest.raises(ck.CheckpointError, match="NaN"):
+    with pytest.raises(CheckpointError, match="NaN"):
         ck.load_depthformer(_write(tmp_path, bad), get_config("tiny"))
 
 
 def test_corrupt_file_gives_clear_error(tmp_path):
     path = tmp_path / "corrupt.safetensors"
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    with pytest.raises(ck.CheckpointError, match="not a readable safetensors file"):
-        ck.load_tensors(path)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_tensors(path)
     with pytest.raises(FileNotFoundError):
-        ck.load_tensors(tmp_path / "absent.safetensors")
+        load_tensors(tmp_path / "absent.safetensors")

@@ -19,7 +19,7 @@ import pytest
 
 from bridge.conditioning import build_vector
 from bridge.engine import Engine
-from onnx_export.export import export_package
+from onnx_export.mrt2.export import export_package
 from tests.oracle_util import require_oracle, run_oracle
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]

@@ -12,7 +12,8 @@ from bridge import cli
 from bridge.conditioning import Conditioning, default_vector
 from bridge.engine import Engine, codes_to_tokens, tokens_to_codes
 from bridge.package import PackageError, load_package
-from onnx_export.export import export_package, package_digest
+from onnx_export.mrt2.export import export_package
+from onnx_export.package_writer import package_digest
 
 
 def test_export_is_deterministic(tiny_checkpoint, tiny_package, tmp_path):
@@ -21,7 +22,7 @@ def test_export_is_deterministic(tiny_checkpoint, tiny_package, tmp_path):
 
 
 def test_manifest_records_shapes_and_source(tiny_package, tiny_checkpoint):
-    from onnx_export.checkpoint import sha256_file
+    from bridge.package import file_sha256 as sha256_file
 
     pkg = load_package(tiny_package, verify=True)
     m = pkg.manifest
@@ -125,7 +126,7 @@ def test_cli_synth_and_export(tmp_path, capsys):
 def test_graphs_over_the_protobuf_limit_keep_weights_in_checked_side_files(tiny_checkpoint, tiny_package,
                                                                            tmp_path, monkeypatch):
     """The path mrt2_base's 9 GB temporal graph takes, exercised on the tiny model with a 1 MB limit."""
-    import onnx_export.export as ex
+    import onnx_export.package_writer as ex
 
     monkeypatch.setattr(ex, "INLINE_LIMIT", 1 << 20)
     pkg_dir = export_package(tiny_checkpoint, "tiny", tmp_path / "big", progress=False)

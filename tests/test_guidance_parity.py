@@ -24,8 +24,8 @@ import pytest
 
 from bridge.engine import Engine
 from bridge.prefill import PrefillSpec, audio_codes, prefill_conditioning, prefill_tokens
-from onnx_export.export import export_package
-from onnx_export.synth import write_checkpoint, write_codec_encoder
+from onnx_export.mrt2.export import export_package
+from onnx_export.mrt2.synth import write_checkpoint, write_codec_encoder
 from tests.oracle_util import require_oracle, run_oracle
 from tests.test_depthformer_parity import varied_conditioning
 

@@ -52,7 +52,7 @@ def _assert_same(got: list, want: list, label: str) -> None:
 @pytest.fixture(scope="module")
 def int8_rows_package(tiny_checkpoint, tmp_path_factory):
     """int8 with per-row activation scales: a row's result must not depend on its batch."""
-    from onnx_export.export import export_package
+    from onnx_export.mrt2.export import export_package
 
     return export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp("rows") / "pkg", precision="int8",
                           int8_scheme="rows", progress=False)

@@ -26,7 +26,7 @@ from onnx_export.codec_int8 import (
     codes_sequence,
     stream,
 )
-from onnx_export.export import export_package
+from onnx_export.mrt2.export import export_package
 from onnx_export.precision import has_int8_dot
 from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--size must name an MRT2 architecture (tiny, tiny_base, mrt2_small, mrt2_base)")
     if args.codec is not None:
         raise ValueError("--codec is for v1 checkpoints (MRT2 checkpoints carry their codec)")
-    from onnx_export.export import export_package
+    from onnx_export.mrt2.export import export_package
 
     out = export_package(args.checkpoint, args.size, args.out, args.precision, codec_encoder=args.codec_encoder,
                          int8_scheme=args.int8_scheme)

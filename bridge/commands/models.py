@@ -136,7 +136,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"model package ready: {package}")
         return 0
     try:
-        from onnx_export.export import export_package
+        from onnx_export.mrt2.export import export_package
     except ImportError as exc:
         raise RuntimeError(f"depthformer export is not available: {exc}") from exc
     encoder = hub_layout.resources_dir() / "spectrostream" / "encoder.safetensors"

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
         print(f"wrote {path}/ ({mb:.1f} MB, v1 t5x checkpoint, size={args.size}, seed={args.seed}, random weights)")
         return 0
-    from onnx_export.synth import write_checkpoint
+    from onnx_export.mrt2.synth import write_checkpoint
 
     path = write_checkpoint(args.size, args.seed, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, size={args.size}, seed={args.seed}, random weights)")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tensors import CheckpointError
 from . import config as v1
 
 T5X_CHECKPOINT_VERSION = 3
@@ -45,7 +46,7 @@ _ADAFACTOR_MIN_DIM_TO_FACTOR = 128  # t5x adafactor.Adafactor default
 _SEP = "/"
 
 
-class V1CheckpointError(ValueError):
+class V1CheckpointError(CheckpointError):
     """A directory is not a readable v1 (t5x) checkpoint, or does not match the expected tree."""
 
 

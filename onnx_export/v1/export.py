@@ -17,13 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge import io_names as io
-from bridge.package import FORMAT, FORMAT_VERSION
+from bridge.package import FORMAT, FORMAT_VERSION, file_sha256
 
 from .. import spectrostream
-from ..checkpoint import load_tensors, sha256_file
-from ..export import PRECISIONS, finish_package, resolve_int8_scheme, save_graph
+from ..package_writer import PRECISIONS, finish_package, resolve_int8_scheme, save_graph
 from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
+from ..tensors import load_tensors
 from . import config as v1
 from . import graphs
 from .codec import codec_config
@@ -119,7 +119,7 @@ def export_v1_package(
         "precision": precision,
         **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
         "synthetic": synthetic,
-        "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": sha256_file(ckpt_dir / "checkpoint")},
+        "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": file_sha256(ckpt_dir / "checkpoint")},
         "chunk": {
             "sample_rate": v1.SAMPLE_RATE, "channels": v1.NUM_CHANNELS, "frames": v1.CHUNK_FRAMES,
             "samples": v1.CHUNK_SAMPLES, "crossfade_samples": v1.CROSSFADE_SAMPLES,
@@ -130,7 +130,7 @@ def export_v1_package(
     if codec_entry is not None:
         manifest["codec"] = codec_entry
         if codec_source is not None:
-            manifest["source_codec"] = {"file": codec_source.name, "sha256": sha256_file(codec_source)}
+            manifest["source_codec"] = {"file": codec_source.name, "sha256": file_sha256(codec_source)}
     return finish_package(tmp, out_dir, manifest)
 
 def is_v1_checkpoint(path: Path) -> bool:

@@ -57,8 +57,8 @@ import onnx
 from bridge import io_names as io
 from bridge.v1 import io_names as v1io
 
-from ..depthformer import _ring, ring_write
 from ..graph import GraphBuilder
+from ..kv_ring import ring_slots, ring_write
 from . import config as v1
 
 NORM_EPS = 1e-6
@@ -239,7 +239,7 @@ def build_temporal(size: v1.V1Size, w: Weights) -> onnx.ModelProto:
              for i in range(size.num_temporal_layers)]
     step = g.state("step", np.int64, [io.ROWS])
     with g.scope("temporal/input"):
-        ring = _ring(g, step, frames - 1, n)  # slot = step (the chunk has exactly 50 frames)
+        ring = ring_slots(g, step, frames - 1, n)  # slot = step (the chunk has exactly 50 frames)
         table = causal_bias_table(w[TEMPORAL_RELPOS], frames, v1.TEMPORAL_RELPOS_MAX_DISTANCE)
         bias = g.op("Unsqueeze", [g.op("Gather", [g.weight(f"{TEMPORAL_RELPOS}[causal_table]", table), step], axis=0),
                                   g.ints([2])])  # [R, n, 1, 50]

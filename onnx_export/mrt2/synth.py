@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import spectrostream, spectrostream_encoder
+from .. import spectrostream, spectrostream_encoder
 from .checkpoint import depthformer_shapes
 from .configs import get_config
 

@@ -38,6 +38,8 @@ import onnx
 
 from bridge import io_names as io
 
+from ..graph import GraphBuilder
+from ..kv_ring import ring_slots, ring_write
 from . import checkpoint as ck
 from .configs import (
     CODEBOOK_SIZE,
@@ -49,7 +51,6 @@ from .configs import (
     DepthformerConfig,
     StackSpec,
 )
-from .graph import GraphBuilder
 
 TOKEN_OFFSET = NUM_RESERVED_TOKENS + 1
 MASK_VALUE = float(-0.7 * np.finfo(np.float32).max)
@@ -203,21 +204,6 @@ def token_embedding(g: GraphBuilder, tokens: str, dims: int, w: dict) -> str:
     return g.mul(emb, g.const(np.float32(np.sqrt(dims))))
 
 
-def ring_write(g: GraphBuilder, name: str, state_shape: list, value: str, index: str) -> str:
-    """State ``name`` [N, n, W+1, h] with ``value`` [N, n, 1, h] written at ``index`` [N, n, 3].
-
-    The output is the ``present.<name>`` graph output itself, and the runtime binds one
-    buffer as both its ``past.*`` input and ``present.*`` output (graph metadata
-    ``mrt.inplace_state``): ScatterND then writes one slot per head in place instead of
-    copying the window.
-    """
-    n, h = state_shape[1], state_shape[3]
-    past = g.state(name, np.float32, state_shape)
-    out = g.op("ScatterND", [past, index, g.reshape(value, [-1, n, h])], name=io.present(name))
-    g.set_present(name, out)
-    return out
-
-
 def windowed_attention(
     g: GraphBuilder, hx: str, kv_x: str, name: str, prefix: str, i: int,
     cfg: DepthformerConfig, w: dict, ring: tuple[str, str],
@@ -261,28 +247,11 @@ def temporal_layer(
         return ffn(g, x, f"{layer}/ffn", w)
 
 
-def _ring(g: GraphBuilder, step: str, window: int, heads: int) -> tuple[str, str]:
-    """(scatter index [N, n, 3], valid [N, 1, 1, W + 1]) of this frame in every row's rings.
-
-    Row r has seen step[r] frames; this one goes to slot step % (W + 1) of every head
-    (index rows (r, head, slot)), and the slots written so far (j <= step) are valid.
-    """
-    size = window + 1
-    rows = g.op("Range", [g.const(0, np.int64), g.op("Squeeze", [g.op("Shape", [step])]), g.const(1, np.int64)])
-    spread = g.op("Concat", [g.op("Shape", [step]), g.ints([heads, 1])], axis=0)  # [N, n, 1]
-    columns = [g.reshape(rows, [-1, 1, 1]), g.const(np.arange(heads).reshape(1, heads, 1), np.int64),
-               g.reshape(g.op("Mod", [step, g.const([size], np.int64)]), [-1, 1, 1])]
-    index = g.concat([g.op("Expand", [c, spread]) for c in columns], axis=2)
-    slots = g.const(np.arange(size).reshape(1, -1), np.int64)
-    valid = g.op("LessOrEqual", [slots, g.op("Unsqueeze", [step, g.ints([1])])])  # [N, W+1]
-    return index, g.reshape(valid, [-1, 1, 1, size])
-
-
 def add_temporal(g: GraphBuilder, cfg: DepthformerConfig, w: dict, prev_tokens: str, encoded: str) -> str:
     """Temporal step on an existing builder; returns temporal_out [N, Dt]."""
     dims = cfg.temporal.model_dims
     step = g.state("step", np.int64, [io.ROWS])
-    ring = _ring(g, step, cfg.max_past_horizon, cfg.temporal.num_heads)
+    ring = ring_slots(g, step, cfg.max_past_horizon, cfg.temporal.num_heads)
     emb = token_embedding(g, prev_tokens, dims, w)  # [N, 12, D]
     x = g.op("ReduceMean", [emb], axes=[1], keepdims=0)  # [N, D]
     for i in range(cfg.temporal.num_layers):

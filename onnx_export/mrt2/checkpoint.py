@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from ..tensors import check_tensors, load_tensors
 from .configs import (
     MUSICCOCA_EMBED_DIM,
     MUSICCOCA_NUM_EMBEDDINGS,
@@ -23,10 +23,6 @@ REGULAR = f"{ENCODER}/layers_1/branched_regular_embedder/regular_embedder"
 EMBEDDING = f"{DF}/decoder/decoder_embedding/embedding/embedding"
 TEMPORAL = f"{DF}/decoder/temporal_body/transformer"
 DEPTH = f"{DF}/decoder/depth_body"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not match the expected MRT2 layout."""
 
 
 def _attention_shapes(prefix: str, d: int, spec: StackSpec, kv_dims: int, sinks: bool) -> dict:
@@ -85,44 +81,6 @@ def depthformer_shapes(cfg: DepthformerConfig) -> dict[str, tuple[int, ...]]:
         shapes.update(_attention_shapes(f"{layer}/self_attention", dp.model_dims, dp, dp.model_dims, False))
         shapes.update(_ffn_shapes(f"{layer}/ffn", dp))
     return shapes
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def load_tensors(path: Path) -> dict[str, np.ndarray]:
-    """Load every tensor of a safetensors file as numpy (float32 kept as is)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-
-
-def check_tensors(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], what: str) -> None:
-    """Raise CheckpointError naming the first missing, mis-shaped or non-finite tensor."""
-    missing = [k for k in expected if k not in tensors]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"{what}: missing tensor {missing[0]}{more}")
-    for key, shape in expected.items():
-        got = tuple(tensors[key].shape)
-        if got != tuple(shape):
-            raise CheckpointError(f"{what}: tensor {key} has shape {got}, expected {tuple(shape)}")
-        if not np.issubdtype(tensors[key].dtype, np.floating):
-            raise CheckpointError(f"{what}: tensor {key} has dtype {tensors[key].dtype}, expected float")
-        if not np.isfinite(tensors[key]).all():
-            raise CheckpointError(f"{what}: tensor {key} contains NaN or Inf")
 
 
 def load_depthformer(path: Path, cfg: DepthformerConfig) -> dict[str, np.ndarray]:
