@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
@@ -72,6 +75,20 @@ def save_graph(model: onnx.ModelProto, path: Path, precision: str) -> dict:
     if data is not None:
         entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
     return entry
+
+
+@contextmanager
+def staged_package(out_dir: Path) -> Iterator[Path]:
+    """A fresh staging folder beside ``out_dir`` for a package being written (its own name, so
+    two exports never share one); removed if the export fails, so nothing half-written stays."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a package is an ordinary folder
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def finish_package(tmp: Path, out_dir: Path, manifest: dict) -> Path:

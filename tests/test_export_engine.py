@@ -145,3 +145,25 @@ def test_graphs_over_the_protobuf_limit_keep_weights_in_checked_side_files(tiny_
     (pkg_dir / entry["data_file"]).unlink()
     with pytest.raises(PackageError, match="temporal.onnx.data"):
         load_package(pkg_dir)
+
+
+def test_a_failed_export_leaves_nothing_behind(tiny_checkpoint, tmp_path, monkeypatch):
+    """Each export stages in its own folder (concurrent exports never share one) and removes it on failure."""
+    import onnx_export.mrt2.export as mrt2_export
+
+    calls = []
+
+    def failing_convert(model, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return model
+
+    monkeypatch.setattr(mrt2_export, "convert", failing_convert)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_package(tiny_checkpoint, "tiny", tmp_path / "pkg", progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    out = export_package(tiny_checkpoint, "tiny", tmp_path / "pkg", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"] and (out / "manifest.json").is_file()
+    assert out.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0o700

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from bridge import io_names as io
 from bridge.package import FORMAT, FORMAT_VERSION, file_sha256
 
 from .. import spectrostream
-from ..package_writer import PRECISIONS, finish_package, resolve_int8_scheme, save_graph
+from ..package_writer import PRECISIONS, finish_package, resolve_int8_scheme, save_graph, staged_package
 from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
 from ..tensors import load_tensors
@@ -98,40 +97,38 @@ def export_v1_package(
         log.warning("no codec weights given: the v1 package will produce tokens but no audio")
 
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    entries = {}
-    for name, build in tqdm(builders.items(), desc=f"export v1 {size} ({precision})", disable=not progress):
-        # The codec stays fp32 under int8 (its int8 variant needs a calibration this family lacks).
-        graph_precision = "fp32" if (name == io.CODEC_DECODER and precision == "int8") else precision
-        entries[name] = save_graph(convert(build(), graph_precision, int8_scheme), tmp / f"{name}.onnx",
-                                   graph_precision)
-        if graph_precision == "int8":
-            entries[name]["int8_scheme"] = int8_scheme
+    with staged_package(out_dir) as tmp:
+        entries = {}
+        for name, build in tqdm(builders.items(), desc=f"export v1 {size} ({precision})", disable=not progress):
+            # The codec stays fp32 under int8 (its int8 variant needs a calibration this family lacks).
+            graph_precision = "fp32" if (name == io.CODEC_DECODER and precision == "int8") else precision
+            entries[name] = save_graph(convert(build(), graph_precision, int8_scheme), tmp / f"{name}.onnx",
+                                       graph_precision)
+            if graph_precision == "int8":
+                entries[name]["int8_scheme"] = int8_scheme
 
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "family": FAMILY,
-        "model": {"family": "magenta-realtime-v1", **spec.to_dict(), "size": size},
-        "precision": precision,
-        **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
-        "synthetic": synthetic,
-        "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": file_sha256(ckpt_dir / "checkpoint")},
-        "chunk": {
-            "sample_rate": v1.SAMPLE_RATE, "channels": v1.NUM_CHANNELS, "frames": v1.CHUNK_FRAMES,
-            "samples": v1.CHUNK_SAMPLES, "crossfade_samples": v1.CROSSFADE_SAMPLES,
-            "context_frames": v1.CONTEXT_FRAMES, "levels": v1.DECODER_LEVELS, "codebook": v1.CODEBOOK_SIZE,
-        },
-        "graphs": entries,
-    }
-    if codec_entry is not None:
-        manifest["codec"] = codec_entry
-        if codec_source is not None:
-            manifest["source_codec"] = {"file": codec_source.name, "sha256": file_sha256(codec_source)}
-    return finish_package(tmp, out_dir, manifest)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "family": FAMILY,
+            "model": {"family": "magenta-realtime-v1", **spec.to_dict(), "size": size},
+            "precision": precision,
+            **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
+            "synthetic": synthetic,
+            "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": file_sha256(ckpt_dir / "checkpoint")},
+            "chunk": {
+                "sample_rate": v1.SAMPLE_RATE, "channels": v1.NUM_CHANNELS, "frames": v1.CHUNK_FRAMES,
+                "samples": v1.CHUNK_SAMPLES, "crossfade_samples": v1.CROSSFADE_SAMPLES,
+                "context_frames": v1.CONTEXT_FRAMES, "levels": v1.DECODER_LEVELS, "codebook": v1.CODEBOOK_SIZE,
+            },
+            "graphs": entries,
+        }
+        if codec_entry is not None:
+            manifest["codec"] = codec_entry
+            if codec_source is not None:
+                manifest["source_codec"] = {"file": codec_source.name, "sha256": file_sha256(codec_source)}
+        return finish_package(tmp, out_dir, manifest)
+
 
 def is_v1_checkpoint(path: Path) -> bool:
     """True when ``path`` is (or directly holds) a t5x checkpoint directory, v1's layout."""
