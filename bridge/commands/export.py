@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "package: ONNX graphs for the streaming encoder, the temporal decoder step, the depth "
             "decoder (12 RVQ levels with sampling) and the SpectroStream decoder, with all streaming "
             "state as explicit inputs/outputs, plus manifest.json. Exporting the same checkpoint "
-            "twice gives byte-identical packages."
+            "twice gives byte-identical packages. A Magenta RT v1 t5x checkpoint directory gives a "
+            "v1 package instead (encoder, temporal step, 16-level depth decoder, optional codec)."
         ),
     )
     p.add_argument("--checkpoint", required=True, type=Path,
