@@ -68,10 +68,18 @@ def resolve_int8_scheme(int8_scheme: str) -> tuple[str, list[str]]:
     return int8_scheme, isa
 
 
-def save_graph(model: onnx.ModelProto, path: Path, precision: str) -> dict:
-    """Save ``model`` at ``path``; its manifest entry (file, sha256, precision, I/O spec, weights side file)."""
+def int8_manifest(precision: str, int8_scheme: str, isa: list[str]) -> dict:
+    """The manifest's ``int8`` record (the package's scheme and the CPU it was chosen for); empty unless int8."""
+    return {"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}
+
+
+def save_graph(model: onnx.ModelProto, path: Path, precision: str, int8_scheme: str | None = None) -> dict:
+    """Save ``model`` at ``path``; its manifest entry (file, sha256, precision, I/O spec, weights side file,
+    and the ``int8_scheme`` its matmuls took when ``precision`` is int8 and one is given)."""
     data = _save(model, path)
     entry = {"file": path.name, "sha256": file_sha256(path), "precision": precision, **_io_spec(model)}
+    if precision == "int8" and int8_scheme is not None:
+        entry["int8_scheme"] = int8_scheme
     if data is not None:
         entry |= {"data_file": data.name, "data_sha256": file_sha256(data)}
     return entry

@@ -37,7 +37,6 @@ configs; ``mrt-bridge export`` checks the codec's at export time):
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 
 import onnx
@@ -153,7 +152,7 @@ def convert(model: onnx.ModelProto, precision: str, int8_scheme: str = "blocks")
     raise ValueError(f"unknown precision {precision!r}")
 
 
-def to_int8_rows(model: onnx.ModelProto, exclude: str | None = None) -> onnx.ModelProto:
+def to_int8_rows(model: onnx.ModelProto) -> onnx.ModelProto:
     """8-bit MatMuls on ONNX's integer GEMM: each activation row quantized on its own at run
     time (asymmetric uint8: its own min..max range and zero point), each weight column with
     its own symmetric int8 scale.
@@ -190,7 +189,7 @@ def to_int8_rows(model: onnx.ModelProto, exclude: str | None = None) -> onnx.Mod
 
     for node in graph.node:
         w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if w is None or len(w.dims) != 2 or (exclude and re.search(exclude, node.name)):
+        if w is None or len(w.dims) != 2:
             nodes.append(node)
             continue
         x, name = node.input[0], node.name or node.output[0]

@@ -10,7 +10,14 @@ from tqdm import tqdm
 from bridge import io_names as io
 from bridge.package import FORMAT, FORMAT_VERSION, file_sha256
 
-from ..package_writer import PRECISIONS, finish_package, resolve_int8_scheme, save_graph, staged_package
+from ..package_writer import (
+    PRECISIONS,
+    finish_package,
+    int8_manifest,
+    resolve_int8_scheme,
+    save_graph,
+    staged_package,
+)
 from ..precision import convert, graph_int8_scheme
 from ..tensors import load_tensors
 from . import checkpoint as ck
@@ -80,14 +87,13 @@ def export_package(
                 from ..codec_int8 import choose_int8_codec_decoder
 
                 model, check = choose_int8_codec_decoder(model, weights, codec_cfg)
-                graph_precision = check["precision"]
+                graph_precision, scheme = check["precision"], None
             else:
                 # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
                 graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
-                model = convert(model, graph_precision, graph_int8_scheme(name, int8_scheme))
-            entry = save_graph(model, path, graph_precision)
-            if graph_precision == "int8" and not name.startswith("codec"):
-                entry["int8_scheme"] = graph_int8_scheme(name, int8_scheme)
+                scheme = graph_int8_scheme(name, int8_scheme)
+                model = convert(model, graph_precision, scheme)
+            entry = save_graph(model, path, graph_precision, scheme)
             if check is not None:
                 entry["precision_check"] = check
             graphs[name] = entry
@@ -97,7 +103,7 @@ def export_package(
             "format_version": FORMAT_VERSION,
             "model": {"family": "magenta-realtime-2", **cfg.to_dict(), "size": size},
             "precision": precision,
-            **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
+            **int8_manifest(precision, int8_scheme, isa),
             "synthetic": synthetic,
             "source_checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint)},
             "frame": {"sample_rate": 48000, "samples": 1920, "channels": 2, "tokens": 12, "codebook": 1024},

@@ -19,7 +19,14 @@ from bridge import io_names as io
 from bridge.package import FORMAT, FORMAT_VERSION, file_sha256
 
 from .. import spectrostream
-from ..package_writer import PRECISIONS, finish_package, resolve_int8_scheme, save_graph, staged_package
+from ..package_writer import (
+    PRECISIONS,
+    finish_package,
+    int8_manifest,
+    resolve_int8_scheme,
+    save_graph,
+    staged_package,
+)
 from ..precision import convert
 from ..spectrostream_config import QUANTIZER_KEY, CodecConfig
 from ..tensors import load_tensors
@@ -103,9 +110,7 @@ def export_v1_package(
             # The codec stays fp32 under int8 (its int8 variant needs a calibration this family lacks).
             graph_precision = "fp32" if (name == io.CODEC_DECODER and precision == "int8") else precision
             entries[name] = save_graph(convert(build(), graph_precision, int8_scheme), tmp / f"{name}.onnx",
-                                       graph_precision)
-            if graph_precision == "int8":
-                entries[name]["int8_scheme"] = int8_scheme
+                                       graph_precision, int8_scheme)
 
         manifest = {
             "format": FORMAT,
@@ -113,7 +118,7 @@ def export_v1_package(
             "family": FAMILY,
             "model": {"family": "magenta-realtime-v1", **spec.to_dict(), "size": size},
             "precision": precision,
-            **({"int8": {"scheme": int8_scheme, "prepared_on_isa": isa}} if precision == "int8" else {}),
+            **int8_manifest(precision, int8_scheme, isa),
             "synthetic": synthetic,
             "source_checkpoint": {"dir": ckpt_dir.name, "msgpack_sha256": file_sha256(ckpt_dir / "checkpoint")},
             "chunk": {
