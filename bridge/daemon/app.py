@@ -27,7 +27,7 @@ from bridge.control.state import ControlState
 
 from .frame_loop import DEFAULT_BUFFER_FRAMES, FrameLoop, ring_capacity
 from .latency import control_latency, internal_frames
-from .stats import daemon_status
+from .stats import GrowthWarning, daemon_status
 from .trace import FrameTrace
 
 log = logging.getLogger(__name__)
@@ -202,8 +202,7 @@ class Daemon:
         return code
 
     def _serve(self, stop: threading.Event) -> int:
-        last_underruns = 0
-        next_warn = 0.0
+        underrun_warning = GrowthWarning()
         buffer_frames = self.loop.buffer_frames
         while not stop.wait(0.2):
             if self.loop.buffer_frames != buffer_frames and self._port_latency is not None:
@@ -219,12 +218,10 @@ class Daemon:
                 log.error("%s; stopping", self.loop.failed)
                 return 1
             underruns = self.ring.underruns
-            if underruns != last_underruns and time.monotonic() >= next_warn:
+            if underrun_warning.due(underruns):
                 log.warning("audio underruns: %d so far (step p99 %s ms, buffer %d ms): the model is "
                             "not keeping up; try a larger --buffer-frames", underruns,
                             self.loop.step_times.percentiles()["p99"], self.loop.buffer_frames * 40)
-                last_underruns = underruns
-                next_warn = time.monotonic() + 10.0
         self.exit_reason = "stopped"
         return 0
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+from .stats import GrowthWarning
 from .stream_host import HostOptions, StreamHost
 from .streams import describe_latency
 
@@ -50,18 +50,17 @@ class MultiDaemon:
 
     def _serve(self, stop: threading.Event) -> int:
         host = self.host
-        last, next_warn = 0, 0.0
+        underrun_warning = GrowthWarning()
         while not stop.wait(0.2):
             if host.failed:
                 self.exit_reason = host.failed
                 log.error("%s; stopping", host.failed)
                 return 1
             underruns = sum(s.underruns()[0] for s in host.slots)
-            if underruns != last and time.monotonic() >= next_warn:
+            if underrun_warning.due(underruns):
                 log.warning("audio underruns: %d so far over all streams (step p99 %s ms for %d open): the "
                             "model is not keeping up; try fewer streams or a larger --buffer-frames",
                             underruns, host.loop.step_times.percentiles()["p99"], sum(s.open for s in host.slots))
-                last, next_warn = underruns, time.monotonic() + 10.0
         self.exit_reason = "stopped"
         return 0
 

@@ -37,6 +37,22 @@ class RollingTimes:
         return {f"p{q:g}": round(float(v), 3) for q, v in zip(qs, np.percentile(window, qs))}
 
 
+class GrowthWarning:
+    """Says when a growing counter (underruns) deserves a log line: it changed since the last
+    line, and at most once per ``every_s`` seconds, so a struggling model does not flood the log."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._last = 0
+        self._next = 0.0
+
+    def due(self, count: int) -> bool:
+        if count == self._last or time.monotonic() < self._next:
+            return False
+        self._last, self._next = count, time.monotonic() + self.every_s
+        return True
+
+
 def daemon_status(started_at: float, model, engine, loop: dict | None, frames_key: str = "frames") -> dict:
     """The status head every daemon reports: uptime, model, provider, its loop's figures, and
     the flat keys the OSC ``/status/reply`` puts in its leading arguments."""
