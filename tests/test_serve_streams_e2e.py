@@ -262,9 +262,11 @@ def test_stream_pcm_over_websocket_equals_its_tcp_port(bundled_package: Path) ->
     ws_port = free_port(socket.SOCK_STREAM)
     with streams_daemon("--open-streams", "2", "--ws-port", str(ws_port)) as (proc, osc_port, base, log):
         tcp = PcmClient(base + 1)
+        tcp.wait(1)  # the TCP client is registered: every frame the WebSocket gets, it gets too
         with connect(f"ws://127.0.0.1:{ws_port}/stream/1", open_timeout=10) as ws:
             got = [ws.recv(timeout=10) for _ in range(12)]
-        tcp.wait(40)
+        first = tcp.packets[0][0]["frame_index"]
+        tcp.wait(max(decode_header(p)["frame_index"] for p in got) - first + 1)  # up to the WebSocket's last frame
         tcp.close()
         by_index = {hdr["frame_index"]: frames for hdr, frames in tcp.packets}
         for packet in got:
