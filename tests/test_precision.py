@@ -93,12 +93,11 @@ def test_int8_package_records_its_choices(packages):
     package = packages[f"int8-{scheme}"]
     manifest = json.loads((package / "manifest.json").read_text())
     assert manifest["int8"] == {"scheme": scheme, "prepared_on_isa": isa}
-    kernel = {"rows": "MatMulInteger", "blocks": "MatMulNBits"}
+    kernel = {"rows": "MatMulIntegerToFloat", "blocks": "MatMulNBits"}
     for name in ("encoder", "temporal", "depth"):
         entry = manifest["graphs"][name]
-        graph_scheme = P.graph_int8_scheme(name, scheme)
-        assert entry["precision"] == "int8" and entry["int8_scheme"] == graph_scheme
-        assert kernel[graph_scheme] in {n.op_type for n in _load(package / entry["file"]).graph.node}, name
+        assert entry["precision"] == "int8" and entry["int8_scheme"] == scheme
+        assert kernel[scheme] in {n.op_type for n in _load(package / entry["file"]).graph.node}, name
     entry = manifest["graphs"]["codec_decoder"]
     check = entry["precision_check"]
     assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
@@ -199,3 +198,48 @@ def test_fold_constant_splits_and_mse_range():
     values = np.concatenate([np.random.default_rng(0).standard_normal(100_000), [40.0]])
     lo, hi = mse_range(values)
     assert lo < 0 < hi < 40.0 and lo >= values.min()
+
+
+def _rows_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """to_int8_rows' arithmetic in numpy: each row of x symmetric to uint8 around 128, each
+    column of w symmetric to int8, integer products, both scales after."""
+    s = np.maximum(np.abs(x).max(-1, keepdims=True), 1e-30) / 127.0
+    xq = np.clip(np.rint(x / s) + 128, 0, 255).astype(np.int64) - 128
+    ws = np.maximum(np.abs(w).max(0), 1e-20) / 127.0
+    wq = np.clip(np.rint(w / ws), -127, 127).astype(np.int64)
+    return (xq @ wq) * ws * s
+
+
+def test_int8_rows_pass_on_rank_2_and_3_inputs():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(64, 48)).astype(np.float32), rng.normal(size=(64, 40)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["y1"], name="a"),
+         helper.make_node("MatMul", ["x", "w2"], ["y2"], name="b"),  # shares x's quantization
+         helper.make_node("MatMul", ["seq", "w1"], ["y3"], name="c")],  # rank 3: flattened to rows
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 64]),
+         helper.make_tensor_value_info("seq", TensorProto.FLOAT, ["rows", "t", 64])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2", "y3")],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    model = P.to_int8_rows(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 3 and ops.count("QuantizeLinear") == 2 and "MatMul" not in ops
+    names = [i.name for i in model.graph.initializer]
+    assert len(names) == len(set(names)) and names.count("w1/int8") == 1  # w1 stored once for a and c
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(3, 64)).astype(np.float32) * np.array([[1.0], [50.0], [0.0]], np.float32)
+    seq = rng.normal(size=(2, 5, 64)).astype(np.float32)
+    y1, y2, y3 = session.run(None, {"x": x, "seq": seq})
+    assert y3.shape == (2, 5, 48)
+    for got, (xin, w) in zip((y1, y2, y3), ((x, w1), (x, w2), (seq, w1))):
+        np.testing.assert_allclose(got, _rows_reference(xin.astype(np.float64), w), rtol=1e-5, atol=1e-4)
+        ref = xin @ w
+        assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max() + 1e-6
+    assert not y1[2].any()  # an all-zero row stays zero (no division by a zero range)
+    # Each row alone gives the same result as in its batch, bit for bit.
+    for i in range(3):
+        alone = session.run(["y1"], {"x": x[i:i + 1], "seq": seq})[0]
+        assert np.array_equal(alone[0], y1[i])

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fp32 (reference), fp16 (GPU), int8 (CPU: dynamic int8 matmuls). Default fp32")
     p.add_argument("--int8-scheme", default="auto", choices=["auto", "rows", "blocks"],
                    help="int8 matmuls: rows = per-row int8 activations x per-column int8 weights on "
-                        "ONNX MatMulInteger (fastest where the CPU has VNNI/AMX), blocks = ORT "
+                        "ORT MatMulIntegerToFloat (fastest where the CPU has VNNI/AMX), blocks = ORT "
                         "MatMulNBits, 8-bit blocks of 32 (slightly closer to fp32; the choice without "
                         "VNNI). auto (default): the one for this CPU; the manifest records it")
     p.add_argument("--codec-encoder", type=Path, metavar="ENCODER.safetensors",

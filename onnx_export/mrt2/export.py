@@ -18,7 +18,7 @@ from ..package_writer import (
     save_graph,
     staged_package,
 )
-from ..precision import convert, graph_int8_scheme
+from ..precision import convert
 from ..tensors import load_tensors
 from . import checkpoint as ck
 from . import depthformer
@@ -91,7 +91,7 @@ def export_package(
             else:
                 # The codec encoder stays fp32 under int8 (prefill only; its codes are argmins).
                 graph_precision = "fp32" if (name.startswith("codec") and precision == "int8") else precision
-                scheme = graph_int8_scheme(name, int8_scheme)
+                scheme = int8_scheme
                 model = convert(model, graph_precision, scheme)
             entry = save_graph(model, path, graph_precision, scheme)
             if check is not None:
