@@ -39,7 +39,7 @@ from .conditioning import (
     validate_vector,
 )
 from .package import Package, load_package
-from .runtime import StatefulSession, make_session, resolve_providers, resolve_threads
+from .runtime import StatefulSession, frame_threads, make_session, resolve_providers
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +97,21 @@ class Engine:
         self.rows = 1 + self.num_cfgs
         root = self.package
 
-        def session(name: str, rows: int = 1, n_threads: int | None = threads) -> StatefulSession:
+        threads, codec_threads = frame_threads(threads, codec_threads)
+
+        def session(name: str, rows: int = 1, n_threads: int = threads) -> StatefulSession:
             return StatefulSession(make_session(root.graph_path(name), self.providers, n_threads), name, rows)
 
         self.encoder = session(io.ENCODER, self.rows)
         self.temporal = session(io.TEMPORAL, self.rows)
         self.depth = session(io.DEPTH, self.rows)
         self.codec: StatefulSession | None = None
-        # The codec usually runs beside the model step (bridge.pipeline): by default it leaves
-        # the model one core (measured on 2 cores: 1 codec thread beats 2 by 6-7 ms per frame).
-        codec_threads = codec_threads or max(1, resolve_threads(threads) - 1)
         if decode_audio and root.has_graph(io.CODEC_DECODER):
             self.codec = session(io.CODEC_DECODER, n_threads=codec_threads)
         elif decode_audio:
             log.warning("package %s has no codec decoder: frames carry tokens only", root.root)
         self._codec_encoder: StatefulSession | None = None
-        self.threads = {"model": resolve_threads(threads), "codec": codec_threads}
+        self.threads = {"model": threads, "codec": codec_threads}
         self.sample_rate = SAMPLE_RATE
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2

@@ -25,8 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=200, help="measured frames (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="unmeasured frames first (default 20)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: min(cores, 4))")
-    p.add_argument("--codec-threads", type=int, help="intra-op threads of the codec decoder (default: one less than --threads, at least 1)")
+    p.add_argument("--threads", type=int,
+                   help="ONNX Runtime intra-op threads of the model graphs (default: min(cores - 1, 4), at "
+                        "least 1: the overlapped codec keeps a core; --streams: min(cores, 4))")
+    p.add_argument("--codec-threads", type=int,
+                   help="intra-op threads of the codec decoder (default: the cores --threads leaves, at least 1)")
     add_engine_args(p, prefill=False)
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="decode in line after each model step instead of overlapped on a second thread "

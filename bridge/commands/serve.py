@@ -86,7 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write one JSON line per frame: time, conditioning, step time, play time")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
                    help="ONNX Runtime execution provider (default: %(default)s)")
-    p.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="ONNX Runtime intra-op threads of the model graphs (default: min(cores - 1, 4), at "
+                        "least 1, so the codec keeps a core; with --streams min(cores, 4))")
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
     add_engine_args(p)
