@@ -8,12 +8,18 @@ same seed and controls, audio within 1 LSB at int16.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
 from bridge.conditioning import Conditioning, build_vector
+from bridge.control.state import ControlState
+from bridge.daemon.streams import MultiFrameLoop, StreamSlot
 from bridge.engine import Engine
 from bridge.multistream import MultiStreamEngine, StreamInput
+from bridge.threads import AUDIO_NICE
 
 FRAMES = 10
 LSB = 1 / 32768
@@ -123,3 +129,21 @@ def test_streams_bench_reports_every_count(bundled_package) -> None:
     assert "  1 |" in text and "  3 |" in text
     with pytest.raises(ValueError, match="counts must be >= 1"):
         parse_streams("0,2")
+
+
+def test_streams_audio_threads_run_ahead_of_control(bundled_package) -> None:
+    """The --streams frame loop and its codec thread take nice -10 where allowed, as the
+    single-stream daemon's (root / CAP_SYS_NICE)."""
+    engine = MultiStreamEngine(bundled_package, 1, threads=1)
+    slots = [StreamSlot(0, ControlState(), None)]
+    loop = MultiFrameLoop(engine, slots, buffer_frames=2, overlap=True)
+    loop.request_open(0, 1)
+    loop.start()
+    try:
+        assert loop.wait_filled(1, 30.0)
+        expected = AUDIO_NICE if os.geteuid() == 0 else 0
+        assert os.getpriority(os.PRIO_PROCESS, loop._thread.native_id) == expected
+        codec_tids = [t.native_id for t in threading.enumerate() if t.name.startswith("streams-codec")]
+        assert codec_tids and all(os.getpriority(os.PRIO_PROCESS, tid) == expected for tid in codec_tids)
+    finally:
+        loop.stop()

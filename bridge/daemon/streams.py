@@ -33,6 +33,7 @@ from bridge.audio.sinks.clocked import DEFAULT_BLOCK, ClockedSink
 from bridge.control.state import ControlState
 from bridge.multistream import MultiStreamEngine, StreamInput
 from bridge.pipeline import AUTO_THRESHOLD_MS
+from bridge.threads import AUDIO_NICE, set_thread_nice
 
 from .frame_loop import POLL_S, ring_capacity
 from .stats import RollingTimes
@@ -208,6 +209,7 @@ class MultiFrameLoop:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        set_thread_nice(AUDIO_NICE)  # as the single-stream loop: audio ahead of control and of a game
         try:
             while not self._stop.is_set():
                 self._apply_requests()
@@ -284,7 +286,8 @@ class MultiFrameLoop:
         if self.overlap:
             done = self._take_in_flight()
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="streams-codec")
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="streams-codec",
+                                                initializer=set_thread_nice, initargs=(AUDIO_NICE,))
             self._in_flight = (work, self._pool.submit(self._decode, work))
         else:
             done = self._decode(work)
