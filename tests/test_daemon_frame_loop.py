@@ -172,18 +172,12 @@ def test_auto_overlap_times_frames_in_line_then_leaves_the_stream_untouched(monk
 
 def test_audio_threads_run_ahead_of_control(engine: Engine) -> None:
     """The frame loop and codec threads take nice -10 where allowed (root / CAP_SYS_NICE)."""
-    import os
-    import threading
-
-    from bridge.threads import AUDIO_NICE
+    from tests.priority_util import assert_audio_priority
 
     loop = FrameLoop(engine, ControlState(), AudioRing(ring_capacity(10, 48_000)), buffer_frames=2, overlap=True)
     loop.start()
     try:
         assert loop.wait_filled(30.0)
-        expected = AUDIO_NICE if os.geteuid() == 0 else 0
-        assert os.getpriority(os.PRIO_PROCESS, loop._thread.native_id) == expected
-        codec_tids = [t.native_id for t in threading.enumerate() if t.name.startswith("codec")]
-        assert codec_tids and all(os.getpriority(os.PRIO_PROCESS, tid) == expected for tid in codec_tids)
+        assert_audio_priority(loop._thread, "codec")
     finally:
         loop.stop()

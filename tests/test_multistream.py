@@ -8,9 +8,6 @@ same seed and controls, audio within 1 LSB at int16.
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 import pytest
 
@@ -19,7 +16,7 @@ from bridge.control.state import ControlState
 from bridge.daemon.streams import MultiFrameLoop, StreamSlot
 from bridge.engine import Engine
 from bridge.multistream import MultiStreamEngine, StreamInput
-from bridge.threads import AUDIO_NICE
+from tests.priority_util import assert_audio_priority
 
 FRAMES = 10
 LSB = 1 / 32768
@@ -141,9 +138,6 @@ def test_streams_audio_threads_run_ahead_of_control(bundled_package) -> None:
     loop.start()
     try:
         assert loop.wait_filled(1, 30.0)
-        expected = AUDIO_NICE if os.geteuid() == 0 else 0
-        assert os.getpriority(os.PRIO_PROCESS, loop._thread.native_id) == expected
-        codec_tids = [t.native_id for t in threading.enumerate() if t.name.startswith("streams-codec")]
-        assert codec_tids and all(os.getpriority(os.PRIO_PROCESS, tid) == expected for tid in codec_tids)
+        assert_audio_priority(loop._thread, "streams-codec")
     finally:
         loop.stop()
