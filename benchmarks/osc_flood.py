@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from soak import free_udp_port, stop_daemon  # benchmarks/ is on sys.path when run as a script
+from soak import free_udp_port, model_args, stop_daemon  # benchmarks/ is on sys.path when run as a script
 
 from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
 
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     osc_port = free_udp_port()
     cmd = [sys.executable, "-m", "bridge.cli", "serve", "--audio", "null", "--midi", "none",
            "--osc-port", str(osc_port), "--buffer-frames", str(args.buffer_frames), "--provider", "cpu"]
-    if args.model:
-        cmd += ["--model", args.model]
+    cmd += model_args(args.model)
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-flood-{os.getpid()}.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)

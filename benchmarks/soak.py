@@ -45,6 +45,14 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def model_args(model: str | None) -> list[str]:
+    """``--model`` for the daemon, which runs from the repository root: a package path given
+    relative to the caller's directory is made absolute; a cached package's name passes as is."""
+    if not model:
+        return []
+    return ["--model", str(Path(model).resolve()) if Path(model).exists() else model]
+
+
 def stop_daemon(proc: subprocess.Popen) -> int:
     """SIGTERM (a clean stop drains and exits 0), SIGKILL after 15 s; the exit code."""
     proc.send_signal(signal.SIGTERM)
@@ -207,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "bridge.cli", "serve", *audio,
            "--osc-port", str(osc_port), "--buffer-frames", str(args.buffer_frames),
            "--provider", args.provider]
-    if args.model:
-        cmd += ["--model", args.model]
+    cmd += model_args(args.model)
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-soak-{os.getpid()}.log"
     log_file = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
