@@ -22,20 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from soak import free_udp_port, model_args, stop_daemon  # benchmarks/ is on sys.path when run as a script
+from soak import free_udp_port, start_daemon, stop_daemon  # benchmarks/ is on sys.path when run as a script
 
 from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def message(address: str, *args) -> bytes:
@@ -127,10 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     osc_port = free_udp_port()
     cmd = [sys.executable, "-m", "bridge.cli", "serve", "--audio", "null", "--midi", "none",
            "--osc-port", str(osc_port), "--buffer-frames", str(args.buffer_frames), "--provider", "cpu"]
-    cmd += model_args(args.model)
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-flood-{os.getpid()}.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    if args.model:
+        cmd += ["--model", args.model]
+    proc, log_path = start_daemon(cmd, "flood")
     asker = StatusAsker(osc_port)
     first = None
     deadline = time.monotonic() + 120

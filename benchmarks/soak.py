@@ -36,8 +36,6 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -45,12 +43,13 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def model_args(model: str | None) -> list[str]:
-    """``--model`` for the daemon, which runs from the repository root: a package path given
-    relative to the caller's directory is made absolute; a cached package's name passes as is."""
-    if not model:
-        return []
-    return ["--model", str(Path(model).resolve()) if Path(model).exists() else model]
+def start_daemon(cmd: list[str], name: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """Start ``cmd`` with its output in ``$TMPDIR/mrt-<name>-<pid>.log``; (process, log path).
+    It runs in the caller's directory, so relative paths among its arguments (``--model
+    small_int8``) mean what the user typed."""
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-{name}-{os.getpid()}.log"
+    with open(log_path, "w") as log_file:
+        return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env), log_path
 
 
 def stop_daemon(proc: subprocess.Popen) -> int:
@@ -215,11 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "bridge.cli", "serve", *audio,
            "--osc-port", str(osc_port), "--buffer-frames", str(args.buffer_frames),
            "--provider", args.provider]
-    cmd += model_args(args.model)
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mrt-soak-{os.getpid()}.log"
-    log_file = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                            env=jack.env if jack else None)
+    if args.model:
+        cmd += ["--model", args.model]
+    proc, log_path = start_daemon(cmd, "soak", jack.env if jack else None)
     client = SimpleUDPClient("127.0.0.1", osc_port)
     listener = StatusListener()
     rng = random.Random(args.seed)
@@ -279,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
         latest = final or latest
     finally:
         rc = stop_daemon(proc)
-        log_file.close()
         if jack:
             jack.close()
 
