@@ -12,8 +12,8 @@
     2-core Xeon with AMX, model step with 3 guidance rows on one thread: 31.1 ms, vs 35.5 ms
     with the depth decoder in ``blocks`` and 45.2 ms all ``blocks``. The price is agreement
     with fp32, in an A/B of the two depth variants on the same frames: 92.3% / 87.4% (one
-    row / 3 guided rows) vs 95.7% / 90.1% with the depth decoder in ``blocks``; no one kind of depth matmul accounts for it (keeping any one in
-    fp32 regains 0.7-2 points).
+    row / 3 guided rows) vs 95.7% / 90.1% with the depth decoder in ``blocks``; no one kind
+    of depth matmul accounts for it (keeping any one in fp32 regains 0.7-2 points).
   - ``blocks`` (elsewhere, e.g. AVX2 without VNNI, where u8 x s8 pair sums saturate int16):
     ``to_int8``, ORT ``MatMulNBits`` with 8-bit weights in blocks of 32 along the input,
     symmetric, accuracy level 4 (activations quantized per block to int8 at run time).
