@@ -74,6 +74,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
     import time
 
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
+    wide = 0
     codec = CodecOverlap(engine, overlap)
     try:
         for i in range(warmup + frames + codec.latency_frames):
@@ -84,6 +85,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
                 continue
             for s in STAGES[:-1]:
                 timings[s].append(done.timings_ms.get(s, 0.0))
+            wide += done.depth_threads > engine.threads["model"]
             timings["total"].append(period if codec.overlap else sum(done.timings_ms.get(s, 0.0) for s in STAGES[:-1]))
     finally:
         codec.close()
@@ -96,6 +98,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "rows": engine.rows,
         "overlap": codec.overlap,
         "threads": engine.threads,
+        "depth_wide_share": round(wide / frames, 4),
         "rtf": round(total["mean_ms"] / FRAME_MS, 4),
         "x_realtime_p50": round(FRAME_MS / total["p50_ms"], 2),
         "stages": {s: _pct(timings[s]) for s in STAGES if s != "total"},
@@ -172,6 +175,12 @@ def format_report(result: dict) -> str:
     ]
     for name, s in [*result["stages"].items(), ("total", result)]:
         lines.append(f"{name:<10}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}")
+    t = result["threads"]
+    lines.append(
+        f"threads: model {t['model']}, codec {t['codec']}; depth decoder on {t['depth_wide']} in "
+        f"{result['depth_wide_share']:.0%} of frames (those with no decode beside it)"
+        if t["depth_wide"] else f"threads: model {t['model']}, codec {t['codec']}"
+    )
     lines.append(
         f"real-time factor {result['rtf']:.3f} (mean step / 40 ms; < 1 is faster than real time), "
         f"{result['x_realtime_p50']:.2f}x real time at p50"

@@ -1,7 +1,7 @@
 """The frame engine: steps a model package one 40 ms frame at a time.
 
 One thread owns an Engine's model step (it is not thread-safe); the codec
-decode may run on a second thread (:class:`bridge.pipeline.CodecThread`). It
+decode may run on a second thread (:class:`bridge.pipeline.CodecOverlap`). It
 holds the ONNX Runtime sessions and all streaming state. Per frame, with
 ``R = 1 + num_cfgs`` rows (positive, style-negative, notes-negative)::
 
@@ -66,6 +66,7 @@ class Frame:
     audio: np.ndarray | None  # float32[1920, 2], or None (no codec, or decoded elsewhere)
     logits: np.ndarray  # float32[12, 1024] guided soft-capped logits of each level
     timings_ms: dict[str, float] = field(default_factory=dict)
+    depth_threads: int = 0  # intra-op threads the depth decoder ran on
 
 
 @dataclass
@@ -97,21 +98,28 @@ class Engine:
         self.rows = 1 + self.num_cfgs
         root = self.package
 
-        threads, codec_threads = frame_threads(threads, codec_threads)
+        ft = frame_threads(threads, codec_threads)
 
-        def session(name: str, rows: int = 1, n_threads: int = threads) -> StatefulSession:
-            return StatefulSession(make_session(root.graph_path(name), self.providers, n_threads), name, rows)
+        def session(name: str, rows: int = 1, n_threads: int = ft.model, spin: bool = False) -> StatefulSession:
+            return StatefulSession(make_session(root.graph_path(name), self.providers, n_threads, spin), name, rows)
 
         self.encoder = session(io.ENCODER, self.rows)
         self.temporal = session(io.TEMPORAL, self.rows)
         self.depth = session(io.DEPTH, self.rows)
+        # The same depth graph on the model's and the codec thread's cores, for frames in which
+        # the codec thread is idle (runtime.frame_threads); a second copy of its weights (~95 MB
+        # for mrt2_small int8).
+        wide = ft.depth_wide if self.providers[0] == "CPUExecutionProvider" else 0
+        self._depth_wide = session(io.DEPTH, self.rows, wide, spin=True) if wide else None
+        # Whether the codec thread decodes right now; None: no codec thread (bridge.pipeline sets it).
+        self.codec_busy: Callable[[], bool] | None = None
         self.codec: StatefulSession | None = None
         if decode_audio and root.has_graph(io.CODEC_DECODER):
-            self.codec = session(io.CODEC_DECODER, n_threads=codec_threads)
+            self.codec = session(io.CODEC_DECODER, n_threads=ft.codec)
         elif decode_audio:
             log.warning("package %s has no codec decoder: frames carry tokens only", root.root)
         self._codec_encoder: StatefulSession | None = None
-        self.threads = {"model": threads, "codec": codec_threads}
+        self.threads = {"model": ft.model, "codec": ft.codec, "depth_wide": wide}
         self.sample_rate = SAMPLE_RATE
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2
@@ -145,7 +153,7 @@ class Engine:
         if seed is not None:
             self.seed = int(seed)
             self.rng = np.random.default_rng(self.seed)
-        for s in (self.encoder, self.temporal, self.depth, self.codec):
+        for s in (self.encoder, self.temporal, self.depth, self._depth_wide, self.codec):
             if s is not None:
                 s.reset()
         if self._prefilled is None:
@@ -206,7 +214,9 @@ class Engine:
         self._temperature[0] = temperature
         self._top_k[0] = top_k
         gumbel = self.rng.gumbel(size=(1, TOKENS_PER_FRAME, CODEBOOK_SIZE)).astype(np.float32)
-        out = self.depth.run({
+        wide = self._depth_wide is not None and self.codec_busy is not None and not self.codec_busy()
+        depth = self._depth_wide if wide else self.depth
+        out = depth.run({
             io.TEMPORAL_OUT: temporal_out,
             io.GUIDANCE: self._guidance,
             io.TEMPERATURE: self._temperature,
@@ -229,6 +239,7 @@ class Engine:
                 "temporal": (t2 - t1) * 1e3,
                 "depth": (t3 - t2) * 1e3,
             },
+            depth_threads=self.threads["depth_wide" if wide else "model"],
         )
         self.frame_index += 1
         return frame

@@ -11,6 +11,12 @@ added latency. :meth:`CodecOverlap.push` hands over frame k+1's codes and return
 frame k with its audio; :meth:`CodecOverlap.flush` returns the last one. In line
 (``overlap=False``, or no codec) it decodes in place and adds no latency.
 
+A decode usually ends within the temporal step; the idle codec thread then lends
+its core to the depth decoder (:attr:`Engine.codec_busy`, ``runtime.frame_threads``)::
+
+    caller thread:  temporal(k+1) ........ | depth(k+1) on both cores |
+    codec thread:   decode(k) .....| idle  |  (its core: depth)      |
+
 :func:`choose_overlap` ("auto") times a few frames in line before anything
 starts and picks the overlap only if they take more than
 :data:`AUTO_THRESHOLD_MS` (half a frame): a small model keeps the lower
@@ -61,11 +67,17 @@ class CodecOverlap:
         init = (lambda: set_thread_nice(nice)) if nice is not None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec", initializer=init) if self.overlap else None
         self._pending: tuple[Frame, Future] | None = None
+        if self.overlap:  # the engine's depth decoder takes every core only while no decode runs
+            engine.codec_busy = self.busy
 
     @property
     def latency_frames(self) -> int:
         """Frames between a frame's generation and its audio (what overlap adds)."""
         return 1 if self.overlap else 0
+
+    def busy(self) -> bool:
+        """Whether a decode is in flight on the codec thread now."""
+        return self._pending is not None and not self._pending[1].done()
 
     def _decode(self, frame: Frame) -> Frame:
         t0 = time.perf_counter()
@@ -93,3 +105,5 @@ class CodecOverlap:
         self.flush()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.engine.codec_busy == self.busy:  # not a later pipeline's
+            self.engine.codec_busy = None

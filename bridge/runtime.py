@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -47,41 +48,69 @@ def resolve_providers(provider: str = "auto") -> list[str]:
     raise ValueError(f"unknown provider {provider!r}: expected auto, cpu or cuda")
 
 
+MAX_THREADS = 4  # more intra-op threads than this slow a frame's small ops down
+
+
 def resolve_threads(threads: int | None = None) -> int:
     """Intra-op threads of a session: ``threads``, else ``$MRT_THREADS``, else min(cores, 4)."""
-    return threads or int(os.environ.get("MRT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+    return threads or int(os.environ.get("MRT_THREADS", "0")) or min(os.cpu_count() or 1, MAX_THREADS)
 
 
-def frame_threads(threads: int | None = None, codec_threads: int | None = None) -> tuple[int, int]:
-    """(model, codec) intra-op threads of a frame engine whose codec decodes beside the model
-    step (bridge.pipeline): ``threads`` / ``$MRT_THREADS`` else min(cores - 1, 4); the codec
-    ``codec_threads`` else the cores the model leaves, at least 1. The codec keeps a core of its
-    own: mrt2_small int8 with 3 guidance rows on 2 cores, 1 + 1 threads measured p50 / p95 /
-    p99 32.4 / 34.0-35.5 / 36.7-48 ms, 2 + 1 threads 31.8-32.8 / 38.2-40.2 / 40.5-44.7."""
+class FrameThreads(NamedTuple):
+    """Intra-op threads of a frame engine's sessions (see :func:`frame_threads`)."""
+
+    model: int  # encoder, temporal step, and the depth decoder while the codec decodes beside it
+    codec: int  # the overlapped codec decoder
+    depth_wide: int  # the depth decoder when no decode is in flight, spinning; 0: no such session
+
+
+def frame_threads(threads: int | None = None, codec_threads: int | None = None) -> FrameThreads:
+    """Threads of a frame engine whose codec decodes beside the model step (bridge.pipeline).
+
+    The model gets ``threads`` / ``$MRT_THREADS``, else min(cores - 1, 4); the codec
+    ``codec_threads``, else the cores the model leaves, at least 1. The codec keeps a core of its
+    own: mrt2_small int8 with 3 guidance rows on 2 cores, 1 + 1 threads measured p50 / p95 / p99
+    32.4 / 34.0-35.5 / 36.7-48 ms, 2 + 1 threads (waking a parked second thread for each
+    parallel op) 31.8-32.8 / 38.2-40.2 / 40.5-44.7.
+
+    The temporal step outlasts the codec decode it overlaps (19 vs 15 ms there), so the depth
+    decoder that follows can have the codec's threads too: ``depth_wide`` = model + codec threads
+    (at most the cores, at most 4), spinning while it runs and parked when it returns. Measured
+    there: depth 12.3 -> 9.3-10.0 ms, frame p50 / p99 29.3-31.2 / 30.7-34.3 ms. On 2 threads
+    without spinning it gained nothing (12.7 ms), and beside a decode still running it loses
+    (a codec slowed to 30 ms: p50 36.7 vs 33.3 on one thread), hence the choice per frame.
+    """
     cores = os.cpu_count() or 1
-    model = threads or int(os.environ.get("MRT_THREADS", "0")) or max(1, min(cores - 1, 4))
-    return model, codec_threads or max(1, cores - model)
+    model = threads or int(os.environ.get("MRT_THREADS", "0")) or max(1, min(cores - 1, MAX_THREADS))
+    codec = codec_threads or max(1, cores - model)
+    wide = min(model + codec, cores, MAX_THREADS)
+    return FrameThreads(model, codec, wide if wide > model else 0)
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None, spin: bool = False) -> ort.SessionOptions:
+    """Sequential CPU session options. ``spin``: worker threads spin between the ops of a run
+    (no wake-up per parallel op) and park as soon as it returns, for a session that has the
+    cores to itself while it runs."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # One frame is a short chain of small ops: spinning threads cost more than
-    # they give, and the daemon's other threads need the cores.
     opts.intra_op_num_threads = resolve_threads(threads)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Spinning worker threads steal the cores the audio and control threads need
-    # (measured: tiny depth graph 14 ms with spinning vs 2.4 ms without, 2 threads, loaded box).
-    if os.environ.get("MRT_ORT_SPIN", "0") != "1":
+    if spin:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
+    elif os.environ.get("MRT_ORT_SPIN", "0") != "1":
+        # Workers spinning between runs steal the cores the codec, audio and control threads
+        # need (measured: tiny depth graph 14 ms with spinning vs 2.4 ms without, 2 threads,
+        # loaded box).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
 
 
-def make_session(path: Path, providers: list[str], threads: int | None = None) -> ort.InferenceSession:
+def make_session(path: Path, providers: list[str], threads: int | None = None,
+                 spin: bool = False) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
+        return ort.InferenceSession(str(path), sess_options=session_options(threads, spin), providers=providers)
     except Exception as exc:  # ORT raises several private exception types
         raise RuntimeError(f"cannot load ONNX graph {path}: {exc}") from exc
 

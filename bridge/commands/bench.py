@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int,
                    help="ONNX Runtime intra-op threads of the model graphs (default: min(cores - 1, 4), at "
-                        "least 1: the overlapped codec keeps a core; --streams: min(cores, 4))")
+                        "least 1: the overlapped codec keeps a core, and the depth decoder takes the codec's threads too "
+                        "in frames where no decode runs beside it; --streams: min(cores, 4))")
     p.add_argument("--codec-threads", type=int,
                    help="intra-op threads of the codec decoder (default: the cores --threads leaves, at least 1)")
     add_engine_args(p, prefill=False)

@@ -88,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime execution provider (default: %(default)s)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="ONNX Runtime intra-op threads of the model graphs (default: min(cores - 1, 4), at "
-                        "least 1, so the codec keeps a core; with --streams min(cores, 4))")
+                        "least 1, so the codec keeps a core; the depth decoder takes the codec's threads too in frames "
+                        "where no decode runs beside it; with --streams min(cores, 4))")
     p.add_argument("--no-autoconnect", dest="jack_autoconnect", action="store_false",
                    help="with --audio jack, do not connect out_L/out_R to system:playback_*")
     add_engine_args(p)
