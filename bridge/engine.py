@@ -111,8 +111,7 @@ class Engine:
         # for mrt2_small int8).
         wide = ft.depth_wide if self.providers[0] == "CPUExecutionProvider" else 0
         self._depth_wide = session(io.DEPTH, self.rows, wide, spin=True) if wide else None
-        # Whether the codec thread decodes right now; None: no codec thread (bridge.pipeline sets it).
-        self.codec_busy: Callable[[], bool] | None = None
+        self.codec_busy: Callable[[], bool] | None = None  # see share_codec_core
         self.codec: StatefulSession | None = None
         if decode_audio and root.has_graph(io.CODEC_DECODER):
             self.codec = session(io.CODEC_DECODER, n_threads=ft.codec)
@@ -134,6 +133,13 @@ class Engine:
         self._all_forced = np.ones((1, TOKENS_PER_FRAME), np.bool_)
         self._prefilled: _Prefilled | None = None
         self.reset(seed)
+
+    def share_codec_core(self, busy: Callable[[], bool] | None) -> None:
+        """Let the depth decoder use the codec thread's core in frames where ``busy()`` is False
+        (bridge.pipeline.CodecOverlap; None: no codec thread, the depth decoder keeps its own threads).
+        A method, so engine wrappers that forward attribute reads (live input, session recording)
+        reach the engine itself."""
+        self.codec_busy = busy
 
     @property
     def provider(self) -> str:

@@ -12,7 +12,7 @@ frame k with its audio; :meth:`CodecOverlap.flush` returns the last one. In line
 (``overlap=False``, or no codec) it decodes in place and adds no latency.
 
 A decode usually ends within the temporal step; the idle codec thread then lends
-its core to the depth decoder (:attr:`Engine.codec_busy`, ``runtime.frame_threads``)::
+its core to the depth decoder (:meth:`Engine.share_codec_core`, ``runtime.frame_threads``)::
 
     caller thread:  temporal(k+1) ........ | depth(k+1) on both cores |
     codec thread:   decode(k) .....| idle  |  (its core: depth)      |
@@ -67,8 +67,9 @@ class CodecOverlap:
         init = (lambda: set_thread_nice(nice)) if nice is not None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="codec", initializer=init) if self.overlap else None
         self._pending: tuple[Frame, Future] | None = None
-        if self.overlap:  # the engine's depth decoder takes every core only while no decode runs
-            engine.codec_busy = self.busy
+        self._share = getattr(engine, "share_codec_core", None) if self.overlap else None
+        if self._share is not None:  # the engine's depth decoder takes every core only while no decode runs
+            self._share(self.busy)
 
     @property
     def latency_frames(self) -> int:
@@ -105,5 +106,5 @@ class CodecOverlap:
         self.flush()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        if self.engine.codec_busy == self.busy:  # not a later pipeline's
-            self.engine.codec_busy = None
+        if self._share is not None and self.engine.codec_busy == self.busy:  # not a later pipeline's
+            self._share(None)

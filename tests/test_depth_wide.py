@@ -81,3 +81,25 @@ def test_closing_an_old_pipeline_leaves_the_new_ones_hook(two_core_engines) -> N
     assert engine.codec_busy == new.busy
     new.close()
     assert engine.codec_busy is None
+
+
+def test_the_daemons_engine_wrappers_lend_the_core_to_the_engine_itself(two_core_engines, tmp_path) -> None:
+    """Live input and session recording wrap the engine; the codec thread's core must still reach it."""
+    from bridge.audio.ring import AudioRing
+    from bridge.daemon.audio_in import InputMix
+    from bridge.daemon.session_record import SessionRecorder
+
+    engine = two_core_engines[0]
+    mix, recorder = InputMix(engine, AudioRing(48_000)), SessionRecorder(tmp_path / "session")
+    wrapped = recorder.wrap_engine(mix.wrap_engine(engine))
+    codec = CodecOverlap(wrapped, overlap=True)
+    try:
+        assert engine.codec_busy == codec.busy
+        assert codec.push(wrapped.generate(bench_conditioning(0))) is None
+        codec.flush()
+        assert wrapped.generate(bench_conditioning(1)).depth_threads == 2
+    finally:
+        codec.close()
+        mix.close()
+        recorder.close()
+    assert engine.codec_busy is None
