@@ -99,26 +99,22 @@ class Engine:
         root = self.package
 
         ft = frame_threads(threads, codec_threads)
-
-        def session(name: str, rows: int = 1, n_threads: int = ft.model, spin: bool = False) -> StatefulSession:
-            return StatefulSession(make_session(root.graph_path(name), self.providers, n_threads, spin), name, rows)
-
-        self.encoder = session(io.ENCODER, self.rows)
-        self.temporal = session(io.TEMPORAL, self.rows)
-        self.depth = session(io.DEPTH, self.rows)
-        # The same depth graph on the model's and the codec thread's cores, for frames in which
-        # the codec thread is idle (runtime.frame_threads); a second copy of its weights (~95 MB
-        # for mrt2_small int8).
         wide = ft.depth_wide if self.providers[0] == "CPUExecutionProvider" else 0
-        self._depth_wide = session(io.DEPTH, self.rows, wide, spin=True) if wide else None
+        self.threads = {"model": ft.model, "codec": ft.codec, "depth_wide": wide}
+        self.encoder = self._session(io.ENCODER, self.rows)
+        self.temporal = self._session(io.TEMPORAL, self.rows)
+        self.depth = self._session(io.DEPTH, self.rows)
+        # The depth graph again on the model's and the codec thread's cores, opened when a codec
+        # thread first lends its core (share_codec_core): a second copy of its weights (~95 MB for
+        # mrt2_small int8) that an engine decoding in line never needs.
+        self._depth_wide: StatefulSession | None = None
         self.codec_busy: Callable[[], bool] | None = None  # see share_codec_core
         self.codec: StatefulSession | None = None
         if decode_audio and root.has_graph(io.CODEC_DECODER):
-            self.codec = session(io.CODEC_DECODER, n_threads=ft.codec)
+            self.codec = self._session(io.CODEC_DECODER, n_threads=ft.codec)
         elif decode_audio:
             log.warning("package %s has no codec decoder: frames carry tokens only", root.root)
         self._codec_encoder: StatefulSession | None = None
-        self.threads = {"model": ft.model, "codec": ft.codec, "depth_wide": wide}
         self.sample_rate = SAMPLE_RATE
         self.frame_samples = FRAME_SAMPLES
         self.channels = 2
@@ -139,7 +135,15 @@ class Engine:
         (bridge.pipeline.CodecOverlap; None: no codec thread, the depth decoder keeps its own threads).
         A method, so engine wrappers that forward attribute reads (live input, session recording)
         reach the engine itself."""
+        wide = self.threads["depth_wide"]
+        if busy is not None and wide and self._depth_wide is None:
+            self._depth_wide = self._session(io.DEPTH, self.rows, wide, spin=True)
         self.codec_busy = busy
+
+    def _session(self, name: str, rows: int = 1, n_threads: int | None = None, spin: bool = False) -> StatefulSession:
+        """One graph of the package in its own ORT session (``n_threads``: default the model's)."""
+        n = n_threads or self.threads["model"]
+        return StatefulSession(make_session(self.package.graph_path(name), self.providers, n, spin), name, rows)
 
     @property
     def provider(self) -> str:
@@ -322,9 +326,7 @@ class Engine:
             raise ValueError(f"model package {self.package.root} has no codec encoder (audio -> tokens); "
                              "export it with the SpectroStream encoder weights")
         if self._codec_encoder is None:
-            self._codec_encoder = StatefulSession(
-                make_session(self.package.graph_path(io.CODEC_ENCODER), self.providers, self.threads["model"]),
-                io.CODEC_ENCODER)
+            self._codec_encoder = self._session(io.CODEC_ENCODER)
         enc = self._codec_encoder
         enc.reset()
         latency = int(self.package.manifest.get("codec", {}).get("encoder", {}).get("latency_frames", 1))

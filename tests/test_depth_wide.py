@@ -40,7 +40,7 @@ def two_core_engines(monkeypatch) -> tuple[Engine, Engine]:
 def test_wide_and_narrow_depth_decoders_make_the_same_frames(two_core_engines) -> None:
     wide, narrow = two_core_engines
     assert wide.threads == {"model": 1, "codec": 1, "depth_wide": 2}
-    wide.codec_busy = lambda: False  # as if an idle codec thread lent its core every frame
+    wide.share_codec_core(lambda: False)  # as if an idle codec thread lent its core every frame
     for i in range(6):
         a, b = wide.generate(bench_conditioning(i)), narrow.generate(bench_conditioning(i))
         assert (a.depth_threads, b.depth_threads) == (2, 1)
@@ -51,6 +51,7 @@ def test_wide_and_narrow_depth_decoders_make_the_same_frames(two_core_engines) -
 def test_depth_stays_narrow_while_the_codec_thread_decodes(two_core_engines, monkeypatch) -> None:
     engine = two_core_engines[0]
     assert engine.generate(bench_conditioning(0)).depth_threads == 1  # decoding in line: no core to borrow
+    assert engine._depth_wide is None  # nor its second depth session
     release = threading.Event()
     decode = engine.decode
 
