@@ -113,6 +113,7 @@ def test_wav_sink_records_real_time_and_exits_cleanly(bundled_package: Path, tmp
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, output
+    assert "SIGINT: stopping" in output and "stopped after" in output, output
     with wave.open(str(wav_path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (48_000, 2, 2)
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from pathlib import Path
 
 from bridge.commands.engine_args import add_engine_args, engine_options
+from bridge.stop_flag import stop_on_signals
 
 log = logging.getLogger("mrt-bridge.scale")
 
@@ -108,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
         address = cluster.address
     else:
         address = args.address
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals(log)
     try:
         ray.init(address=address, logging_level="WARNING")
         serve.start(proxy_location="HeadOnly", http_options={"host": args.http_host, "port": args.http_port})

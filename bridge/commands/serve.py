@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from pathlib import Path
 
 from bridge.commands.engine_args import add_engine_args, engine_options
 from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
+from bridge.stop_flag import stop_on_signals
 
 log = logging.getLogger("mrt-bridge.serve")
 
@@ -192,14 +192,7 @@ def run(args: argparse.Namespace) -> int:
                           progress=lambda done, total: log.info("prefill: %d/%d frames", done, total))
         return control
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals(log)  # SIGINT/SIGTERM; never an Event set from a handler (see bridge.stop_flag)
     if args.duration is not None:
         if args.duration <= 0:
             raise ValueError("--duration must be positive")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
+
+from bridge.stop_flag import StopFlag
 
 log = logging.getLogger("mrt-bridge.serve")
 
@@ -46,7 +47,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--ws-port must be 0..65535 (0 picks a free port), got {args.ws_port}")
 
 
-def run_streams(args: argparse.Namespace, opts, stop: threading.Event) -> int:
+def run_streams(args: argparse.Namespace, opts, stop: StopFlag) -> int:
     """Serve ``args.streams`` streams (``opts``: the daemon's ServeOptions) until ``stop`` is set."""
     from bridge import presets
     from bridge.daemon.multi_app import MultiDaemon

@@ -12,7 +12,6 @@ drain what is buffered, close the sink and the PCM stream.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from bridge.audio.ring import AudioRing
 from bridge.audio.sinks import Sink, make_sink
 from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
+from bridge.stop_flag import StopFlag
 
 from .frame_loop import DEFAULT_BUFFER_FRAMES, FrameLoop, ring_capacity
 from .latency import control_latency, internal_frames
@@ -192,7 +192,7 @@ class Daemon:
                  self.sink.name, rate, self.loop.buffer_frames,
                  " + 1 in the codec" if self.loop.codec.latency_frames else "", self.engine.rows, latency)
 
-    def run(self, stop: threading.Event) -> int:
+    def run(self, stop: StopFlag) -> int:
         """Start, serve until ``stop`` is set (or a part fails), shut down. Returns an exit code."""
         try:
             self.start()
@@ -201,7 +201,7 @@ class Daemon:
             self.shutdown()
         return code
 
-    def _serve(self, stop: threading.Event) -> int:
+    def _serve(self, stop: StopFlag) -> int:
         underrun_warning = GrowthWarning()
         buffer_frames = self.loop.buffer_frames
         while not stop.wait(0.2):

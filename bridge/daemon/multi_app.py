@@ -9,7 +9,8 @@ starts the real-time clock; then the OSC server starts. Shutdown
 from __future__ import annotations
 
 import logging
-import threading
+
+from bridge.stop_flag import StopFlag
 
 from .stats import GrowthWarning
 from .stream_host import HostOptions, StreamHost
@@ -40,7 +41,7 @@ class MultiDaemon:
                  "tcp://%s:%s+id; control latency %s", opts.streams, opts.open_streams, host.engine.rows,
                  opts.pcm_host, opts.pcm_base, describe_latency(opts.buffer_frames))
 
-    def run(self, stop: threading.Event) -> int:
+    def run(self, stop: StopFlag) -> int:
         try:
             self.start()
             code = self._serve(stop)
@@ -48,7 +49,7 @@ class MultiDaemon:
             self.shutdown()
         return code
 
-    def _serve(self, stop: threading.Event) -> int:
+    def _serve(self, stop: StopFlag) -> int:
         host = self.host
         underrun_warning = GrowthWarning()
         while not stop.wait(0.2):

@@ -24,6 +24,7 @@ import numpy as np
 from bridge import conditioning as cond
 from bridge.control.state import ControlState
 from bridge.engine import Frame
+from bridge.stop_flag import StopFlag
 from onnx_export.v1 import config as v1
 
 from .engine import V1Engine
@@ -240,7 +241,7 @@ def make_control(opts, engine: V1StreamEngine) -> V1ControlState:
     return control
 
 
-def serve_v1(args, opts, stop: threading.Event) -> int:
+def serve_v1(args, opts, stop: StopFlag) -> int:
     """Run the daemon on a v1 package (``serve.run`` has built ``opts`` and checked the common flags)."""
     from bridge.daemon.app import Daemon
     from bridge.daemon.inputs import ControlInputs
