@@ -200,14 +200,23 @@ def test_fold_constant_splits_and_mse_range():
     assert lo < 0 < hi < 40.0 and lo >= values.min()
 
 
-def _rows_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _rows_reference(x: np.ndarray, w: np.ndarray, saturate: bool = False) -> np.ndarray:
     """to_int8_rows' arithmetic in numpy: each row of x symmetric to uint8 around 128, each
-    column of w symmetric to int8, integer products, both scales after."""
+    column of w symmetric to int8, integer products, both scales after.
+
+    ``saturate``: as ORT's u8 x s8 kernel on CPUs without int8 dot products (AVX2's
+    ``vpmaddubsw``): the products of adjacent inputs (2i, 2i+1) are summed in int16 with
+    saturation before the int32 sum; 128 x the column sum is taken off after, exactly.
+    """
     s = np.maximum(np.abs(x).max(-1, keepdims=True), 1e-30) / 127.0
-    xq = np.clip(np.rint(x / s) + 128, 0, 255).astype(np.int64) - 128
+    xu = np.clip(np.rint(x / s) + 128, 0, 255).astype(np.int64)
     ws = np.maximum(np.abs(w).max(0), 1e-20) / 127.0
     wq = np.clip(np.rint(w / ws), -127, 127).astype(np.int64)
-    return (xq @ wq) * ws * s
+    if not saturate:
+        return ((xu - 128) @ wq) * ws * s
+    products = xu[..., :, None] * wq  # [..., k, columns]
+    pairs = np.clip(products[..., 0::2, :] + products[..., 1::2, :], -32768, 32767)
+    return (pairs.sum(-2) - 128 * wq.sum(0)) * ws * s
 
 
 def test_int8_rows_pass_on_rank_2_and_3_inputs():
@@ -234,10 +243,17 @@ def test_int8_rows_pass_on_rank_2_and_3_inputs():
     seq = rng.normal(size=(2, 5, 64)).astype(np.float32)
     y1, y2, y3 = session.run(None, {"x": x, "seq": seq})
     assert y3.shape == (2, 5, 48)
+    # Without VNNI/AMX the kernel's pair sums saturate (why `auto` picks blocks there): the
+    # arithmetic is still exactly the saturating one, but no longer close to the float product.
+    exact = P.has_int8_dot(machine()["isa"])
     for got, (xin, w) in zip((y1, y2, y3), ((x, w1), (x, w2), (seq, w1))):
-        np.testing.assert_allclose(got, _rows_reference(xin.astype(np.float64), w), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(got, _rows_reference(xin.astype(np.float64), w, saturate=not exact),
+                                   rtol=1e-5, atol=1e-4)
         ref = xin @ w
-        assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max() + 1e-6
+        if exact:
+            assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max() + 1e-6
+    if not exact:  # the saturation is real: the non-saturating arithmetic is not what ran
+        assert not np.allclose(y1, _rows_reference(x.astype(np.float64), w1), rtol=1e-5, atol=1e-4)
     assert not y1[2].any()  # an all-zero row stays zero (no division by a zero range)
     # Each row alone gives the same result as in its batch, bit for bit.
     for i in range(3):
