@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 1_920  # 40 ms at 48 kHz
+FRAME_MS = 1000.0 * FRAME_SAMPLES / SAMPLE_RATE  # the real-time budget of one frame
 CHANNELS = 2
 FRAME_RATE = 25
 TOKENS_PER_FRAME = 12

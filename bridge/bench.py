@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import FRAME_MS
 from .conditioning import Conditioning
 from .engine import Engine
 from .pipeline import CodecOverlap
 
-FRAME_MS = 40.0
 STAGES = ("encoder", "temporal", "depth", "codec", "total")
 
 

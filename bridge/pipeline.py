@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from . import FRAME_MS
 from .engine import Engine, Frame
 from .threads import set_thread_nice
 
@@ -44,17 +45,32 @@ def choose_overlap(engine: Engine, frames: int = AUTO_FRAMES) -> bool:
     """Whether the codec should overlap the model: time ``frames`` whole frames in line.
 
     The engine is then reset to its start with its seed, so the stream is as if
-    nothing had run.
+    nothing had run. Warns when even the overlapped frame would take longer than it
+    plays (no buffer size can help then).
     """
     from .bench import bench_conditioning
 
-    times = [engine.step(bench_conditioning(i)).timings_ms["total"] for i in range(frames)]
+    timings = [engine.step(bench_conditioning(i)).timings_ms for i in range(frames)]
     engine.reset(seed=engine.seed)
-    typical = float(np.percentile(times[1:], 75))
-    overlap = engine.codec is not None and typical > AUTO_THRESHOLD_MS
+    total = float(np.percentile([t["total"] for t in timings[1:]], 75))
+    codec = float(np.percentile([t.get("codec", 0.0) for t in timings[1:]], 75))
+    overlap = engine.codec is not None and total > AUTO_THRESHOLD_MS
     log.info("codec overlap %s: a frame takes %.1f ms in line (threshold %.0f ms)",
-             "on (+1 frame of latency)" if overlap else "off", typical, AUTO_THRESHOLD_MS)
+             "on (+1 frame of latency)" if overlap else "off", total, AUTO_THRESHOLD_MS)
+    # Overlapped, a frame takes at least the longer of the model step and the decode.
+    period = max(total - codec, codec) if overlap else total
+    if period > FRAME_MS:
+        log.warning("this machine is slower than real time for this model: a frame takes about %.0f ms to "
+                    "play %.0f ms (in line: model %.0f + codec %.0f ms%s), so the audio will have gaps "
+                    "whatever --buffer-frames is; %s", period, FRAME_MS, total - codec, codec,
+                    "; overlapped: the longer of the two" if overlap else "", real_time_fixes(engine))
     return overlap
+
+
+def real_time_fixes(engine) -> str:
+    """What to try when ``engine`` is slower than real time on this machine."""
+    fewer_rows = "--num-cfgs 0 (one row instead of 3), " if getattr(engine, "num_cfgs", 0) else ""
+    return f"try {fewer_rows}a smaller model or --provider cuda"
 
 
 class CodecOverlap:

@@ -170,6 +170,21 @@ def test_auto_overlap_times_frames_in_line_then_leaves_the_stream_untouched(monk
                                       reference.step(bench_conditioning(i)).audio)
 
 
+@pytest.mark.parametrize("frame_ms, warned", [(0.001, True), (40.0, False)])
+def test_auto_overlap_warns_when_even_the_overlap_is_slower_than_real_time(monkeypatch, caplog, frame_ms, warned):
+    """The timed frames also say, before anything plays, when no buffer can keep up (a frame of
+    ``frame_ms`` stands in for a machine too slow; the tiny model is far faster than 40 ms)."""
+    import bridge.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FRAME_MS", frame_ms)
+    with caplog.at_level("WARNING", logger="bridge.pipeline"):
+        pipeline.choose_overlap(Engine(bundled_package(), provider="cpu", threads=1, seed=6))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(lines) is warned, lines
+    if warned:  # the bundled model runs 3 guidance rows: dropping them is the first thing to try
+        assert "slower than real time" in lines[0] and "--num-cfgs 0" in lines[0]
+
+
 def test_audio_threads_run_ahead_of_control(engine: Engine) -> None:
     """The frame loop and codec threads take nice -10 where allowed (root / CAP_SYS_NICE)."""
     from tests.priority_util import assert_audio_priority

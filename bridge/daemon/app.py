@@ -23,11 +23,12 @@ from bridge.audio.ring import AudioRing
 from bridge.audio.sinks import Sink, make_sink
 from bridge.control.daw import DawControls
 from bridge.control.state import ControlState
+from bridge.pipeline import real_time_fixes
 from bridge.stop_flag import StopFlag
 
 from .frame_loop import DEFAULT_BUFFER_FRAMES, FrameLoop, ring_capacity
 from .latency import control_latency, internal_frames
-from .stats import GrowthWarning, daemon_status
+from .stats import GrowthWarning, daemon_status, underrun_advice
 from .trace import FrameTrace
 
 log = logging.getLogger(__name__)
@@ -219,9 +220,8 @@ class Daemon:
                 return 1
             underruns = self.ring.underruns
             if underrun_warning.due(underruns):
-                log.warning("audio underruns: %d so far (step p99 %s ms, buffer %d ms): the model is "
-                            "not keeping up; try a larger --buffer-frames", underruns,
-                            self.loop.step_times.percentiles()["p99"], self.loop.buffer_frames * 40)
+                log.warning("audio underruns: %d so far: %s", underruns, underrun_advice(
+                    self.loop.step_times.percentiles(), self.loop.buffer_frames, real_time_fixes(self.engine)))
         self.exit_reason = "stopped"
         return 0
 

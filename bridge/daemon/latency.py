@@ -11,9 +11,7 @@ measures the same path end to end (README, "Latency").
 
 from __future__ import annotations
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
-
-FRAME_MS = 1000.0 * FRAME_SAMPLES / SAMPLE_RATE
+from bridge import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 
 
 def internal_frames(frames_ahead: int, block: int, rate: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import logging
 
 from bridge.stop_flag import StopFlag
 
-from .stats import GrowthWarning
+from .stats import GrowthWarning, underrun_advice
 from .stream_host import HostOptions, StreamHost
 from .streams import describe_latency
 
@@ -59,9 +59,11 @@ class MultiDaemon:
                 return 1
             underruns = sum(s.underruns()[0] for s in host.slots)
             if underrun_warning.due(underruns):
-                log.warning("audio underruns: %d so far over all streams (step p99 %s ms for %d open): the "
-                            "model is not keeping up; try fewer streams or a larger --buffer-frames",
-                            underruns, host.loop.step_times.percentiles()["p99"], sum(s.open for s in host.slots))
+                log.warning("audio underruns: %d so far over all streams (%d open): %s", underruns,
+                            sum(s.open for s in host.slots), underrun_advice(
+                                host.loop.step_times.percentiles(), host.loop.buffer_frames,
+                                "try fewer streams, --num-cfgs 0 or --provider cuda",
+                                "try fewer streams or a larger --buffer-frames"))
         self.exit_reason = "stopped"
         return 0
 

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from bridge import FRAME_MS
+
 
 class RollingTimes:
     """Last ``size`` durations (ms) in a preallocated array; percentiles on demand.
@@ -51,6 +53,18 @@ class GrowthWarning:
             return False
         self._last, self._next = count, time.monotonic() + self.every_s
         return True
+
+
+def underrun_advice(step_ms: dict, buffer_frames: int, slower_fix: str,
+                    burst_fix: str = "try a larger --buffer-frames") -> str:
+    """Why audio underruns, from the frame step times, and what helps: a larger buffer rides
+    out slow bursts, but not a step slower than the frame it makes (``slower_fix`` then)."""
+    p50 = step_ms.get("p50")
+    if p50 is not None and p50 > FRAME_MS:
+        return (f"the model is slower than real time here (step p50 {p50:.1f} ms per {FRAME_MS:.0f} ms "
+                f"frame), so a larger --buffer-frames only delays the gaps; {slower_fix}")
+    return (f"the model is not keeping up (step p99 {step_ms.get('p99')} ms, buffer "
+            f"{buffer_frames * FRAME_MS:.0f} ms); {burst_fix}")
 
 
 def daemon_status(started_at: float, model, engine, loop: dict | None, frames_key: str = "frames") -> dict:
