@@ -256,26 +256,30 @@ def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset
     """Frames from ``t_send`` to the first recorded sample that differs from the reference stream.
 
     The reset stream is found by one exact frame of it, taken after the daemon's 40 ms fade-in
-    (bridge/audio/gain.py), which the offline reference does not have.
+    (bridge/audio/gain.py), which the offline reference does not have. Recorded samples are
+    matched to the reference by their JACK frame time, not their place in the recording: a cycle
+    the probe missed (its Python callback late on a loaded machine) leaves a hole, not a shift.
     """
     window = 1920
     z = int(np.argmax(np.any(ref != 0, axis=1))) + 2 * window  # a reference sample past the fade-in
     lo = int(np.searchsorted(times, t_reset))
     hi = int(np.searchsorted(times, t_send))
-    start = None
+    t0 = None  # the frame time at which the reset stream's first sample played
     for i in np.nonzero(audio[lo:hi, 0] == ref[z, 0])[0] + lo:
-        if i + window <= len(audio) and np.array_equal(audio[i:i + window], ref[z:z + window]):
-            start = int(i) - z
+        contiguous = i + window <= len(audio) and times[i + window - 1] - times[i] == window - 1
+        if contiguous and np.array_equal(audio[i:i + window], ref[z:z + window]):
+            t0 = int(times[i]) - z
             break
-    if start is None:
+    if t0 is None:
         raise ValueError("the reset stream was not found in the recording (an underrun?)")
-    # up to the moment the next repeat's reset could be heard
-    until = int(np.searchsorted(times, t_send + limit))
-    n = min(len(ref), until - start)
-    diff = np.nonzero(np.any(audio[start + z:start + n] != ref[z:n], axis=1))[0]
+    # from the matched frame up to the moment the next repeat's reset could be heard
+    seg = np.arange(int(np.searchsorted(times, t0 + z)), int(np.searchsorted(times, t_send + limit)))
+    at = times[seg] - t0
+    seg, at = seg[at < len(ref)], at[at < len(ref)]
+    diff = np.nonzero(np.any(audio[seg] != ref[at], axis=1))[0]
     if len(diff) == 0:
         raise ValueError("the output never changed after the change")
-    d = start + z + int(diff[0])
+    d = int(seg[diff[0]])
     if times[d] < t_send:
         raise ValueError("the output changed before the change was sent (misaligned)")
     return int(times[d] - t_send)

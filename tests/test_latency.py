@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from bridge.daemon.latency import internal_frames
@@ -57,3 +58,26 @@ def test_latency_command_measures_end_to_end(bundled_package, via: str) -> None:
     each = [float(v) for v in re.search(r"each \(ms\): ([\d. ]+)", r.stdout)[1].split()]
     assert len(each) == int(m[1]) and all(v > 0 for v in each)
     assert float(m[2]) <= float(m[3])
+
+
+def test_first_change_places_samples_by_frame_time_across_a_missed_cycle() -> None:
+    """A loaded machine can make the probe miss JACK cycles: the samples after the hole keep their
+    frame times, so the change is still found where it is (by index they would shift: 'misaligned')."""
+    from bridge.latency_probe import _first_change
+
+    rng = np.random.default_rng(0)
+    ref = np.concatenate([np.zeros((100, 2)), rng.uniform(-1, 1, (20_000, 2))]).astype(np.float32)
+    t_reset, t0 = 1_000, 1_500  # the reset is sent; the reset stream starts playing
+    t_send, changed_at = t0 + 12_000, t0 + 12_500
+    times = np.arange(t_reset, t0 + 16_000)
+    audio = np.zeros((len(times), 2), np.float32)
+    at = times - t0
+    audio[at >= 0] = ref[at[at >= 0]]
+    audio[times >= changed_at] += 0.5  # what the change did
+    assert _first_change(audio, times, ref, t_reset, t_send, limit=4_000) == changed_at - t_send
+    missed = (times >= t0 + 8_000) & (times < t0 + 8_000 + 6 * 256)  # six cycles never recorded
+    assert _first_change(audio[~missed], times[~missed], ref, t_reset, t_send, limit=4_000) == changed_at - t_send
+    early = audio.copy()
+    early[times >= t0 + 9_000] += 0.5  # a real glitch before the change is still caught
+    with pytest.raises(ValueError, match="misaligned"):
+        _first_change(early, times, ref, t_reset, t_send, limit=4_000)
