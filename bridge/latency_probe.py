@@ -182,6 +182,7 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
     from bridge.daemon.app import Daemon, ServeOptions
     from bridge.daemon.inputs import build_control, start_inputs
     from bridge.engine import Engine
+    from bridge.stop_flag import StopFlag
 
     per_repeat = SETTLE_S[1] + AFTER_S + 0.2
     ref_frames = int((SETTLE_S[1] + AFTER_S) * 25) + 10
@@ -202,7 +203,7 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
     probe = _Probe(seconds=8.0 + repeats * per_repeat)
     rate = probe.rate
     daemon = Daemon(opts, make_engine, make_control, start_inputs)
-    stop = threading.Event()
+    stop = StopFlag()
     runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
     result = LatencyResult([], 0.0, probe.client.blocksize, rate, buffer_frames, via, change)
     sends: list[tuple[int, int]] = []  # (reset frame time, send frame time)
@@ -244,21 +245,28 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
     audio, times = probe.audio[:probe.pos], probe.times[:probe.pos]
     for r, (t_reset, t_send) in enumerate(sends):
         try:
-            frames = _first_change(audio, times, ref, t_reset, t_send, int(AFTER_S * rate))
+            frames = _first_change(audio, times, ref, t_reset, t_send, int(AFTER_S * rate), result.period)
             result.latencies_ms.append(1000 * frames / rate)
         except ValueError as exc:
             result.failures.append(f"repeat {r}: {exc}")
     return result
 
 
+MAX_SLIP_PERIODS = 8  # missed cycles of the daemon's own client one block may reveal at once
+
+
 def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset: int, t_send: int,
-                  limit: int) -> int:
+                  limit: int, period: int = 256) -> int:
     """Frames from ``t_send`` to the first recorded sample that differs from the reference stream.
 
     The reset stream is found by one exact frame of it, taken after the daemon's 40 ms fade-in
-    (bridge/audio/gain.py), which the offline reference does not have. Recorded samples are
-    matched to the reference by their JACK frame time, not their place in the recording: a cycle
-    the probe missed (its Python callback late on a loaded machine) leaves a hole, not a shift.
+    (bridge/audio/gain.py), which the offline reference does not have. Then each recorded
+    ``period`` block is placed by its JACK frame time, so a cycle the probe missed leaves a hole,
+    not a shift. A cycle the daemon's own client missed delays the rest of its stream by whole
+    periods (its ring is read one cycle later, nothing is lost; the port holds its last block), so
+    a block that matches the reference a few periods later is the same stream, not the change. On a
+    loaded VM the probe's frame time was also seen one period off for single blocks, hence one
+    period of slack the other way.
     """
     window = 1920
     z = int(np.argmax(np.any(ref != 0, axis=1))) + 2 * window  # a reference sample past the fade-in
@@ -272,17 +280,26 @@ def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset
             break
     if t0 is None:
         raise ValueError("the reset stream was not found in the recording (an underrun?)")
-    # from the matched frame up to the moment the next repeat's reset could be heard
-    seg = np.arange(int(np.searchsorted(times, t0 + z)), int(np.searchsorted(times, t_send + limit)))
-    at = times[seg] - t0
-    seg, at = seg[at < len(ref)], at[at < len(ref)]
-    diff = np.nonzero(np.any(audio[seg] != ref[at], axis=1))[0]
-    if len(diff) == 0:
-        raise ValueError("the output never changed after the change")
-    d = int(seg[diff[0]])
-    if times[d] < t_send:
-        raise ValueError("the output changed before the change was sent (misaligned)")
-    return int(times[d] - t_send)
+    # Whole probe cycles (each callback appends one period, so they start at multiples of it), from
+    # the matched frame up to the moment the next repeat's reset could be heard.
+    first = -(-int(np.searchsorted(times, t0 + z)) // period) * period
+    until = int(np.searchsorted(times, t_send + limit))
+    slip = 0  # periods the daemon's stream runs behind t0 so far
+    for b in range(first, until - period + 1, period):
+        block, at = audio[b:b + period], times[b:b + period] - t0
+        if at[-1] - slip * period >= len(ref):
+            break  # past the reference: nothing left to compare
+        for s in (slip, *range(slip + 1, slip + 1 + MAX_SLIP_PERIODS), slip - 1):
+            k = at - s * period
+            if k[0] >= 0 and k[-1] < len(ref) and np.array_equal(block, ref[k]):
+                slip = s
+                break
+        else:  # the change (or a glitch): its first sample at the current alignment
+            d = b + int(np.nonzero(np.any(block != ref[at - slip * period], axis=1))[0][0])
+            if times[d] < t_send:
+                raise ValueError("the output changed before the change was sent (misaligned)")
+            return int(times[d] - t_send)
+    raise ValueError("the output never changed after the change")
 
 
 class _Sender:

@@ -69,7 +69,8 @@ def choose_overlap(engine: Engine, frames: int = AUTO_FRAMES) -> bool:
 
 def real_time_fixes(engine) -> str:
     """What to try when ``engine`` is slower than real time on this machine."""
-    fewer_rows = "--num-cfgs 0 (one row instead of 3), " if getattr(engine, "num_cfgs", 0) else ""
+    num_cfgs = getattr(engine, "num_cfgs", 0)
+    fewer_rows = f"--num-cfgs 0 (one row instead of {1 + num_cfgs}), " if num_cfgs else ""
     return f"try {fewer_rows}a smaller model or --provider cuda"
 
 
