@@ -67,11 +67,12 @@ def choose_overlap(engine: Engine, frames: int = AUTO_FRAMES) -> bool:
     return overlap
 
 
-def real_time_fixes(engine) -> str:
-    """What to try when ``engine`` is slower than real time on this machine."""
+def real_time_fixes(engine, first: str = "") -> str:
+    """What to try when ``engine`` is slower than real time on this machine (``first``: a fix
+    of the caller's own to name before the others, e.g. fewer streams)."""
     num_cfgs = getattr(engine, "num_cfgs", 0)
     fewer_rows = f"--num-cfgs 0 (one row instead of {1 + num_cfgs}), " if num_cfgs else ""
-    return f"try {fewer_rows}a smaller model or --provider cuda"
+    return f"try {first}{fewer_rows}a smaller model or --provider cuda"
 
 
 class CodecOverlap:

@@ -31,3 +31,5 @@ def test_fixes_suggest_fewer_rows_only_where_there_are_guidance_rows() -> None:
 
     assert "--num-cfgs 0" in real_time_fixes(SimpleNamespace(num_cfgs=2))
     assert "--num-cfgs" not in real_time_fixes(SimpleNamespace(num_cfgs=0))
+    assert real_time_fixes(SimpleNamespace(num_cfgs=1), first="fewer streams, ").startswith(
+        "try fewer streams, --num-cfgs 0 (one row instead of 2)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from bridge.pipeline import real_time_fixes
 from bridge.stop_flag import StopFlag
 
 from .stats import GrowthWarning, underrun_advice
@@ -62,7 +63,7 @@ class MultiDaemon:
                 log.warning("audio underruns: %d so far over all streams (%d open): %s", underruns,
                             sum(s.open for s in host.slots), underrun_advice(
                                 host.loop.step_times.percentiles(), host.loop.buffer_frames,
-                                "try fewer streams, --num-cfgs 0 or --provider cuda",
+                                real_time_fixes(host.engine, first="fewer streams, "),
                                 "try fewer streams or a larger --buffer-frames"))
         self.exit_reason = "stopped"
         return 0
