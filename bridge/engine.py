@@ -39,7 +39,7 @@ from .conditioning import (
     validate_vector,
 )
 from .package import Package, load_package
-from .runtime import StatefulSession, frame_threads, make_session, resolve_providers
+from .runtime import StatefulSession, frame_threads, make_session, resolve_providers, warn_int8_scheme
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Engine:
     ) -> None:
         self.package = package if isinstance(package, Package) else load_package(package)
         self.providers = resolve_providers(provider)
+        warn_int8_scheme(self.package, self.providers)
         self.num_cfgs = check_num_cfgs(num_cfgs)
         self.rows = 1 + self.num_cfgs
         root = self.package

@@ -47,7 +47,7 @@ from .conditioning import (
 )
 from .engine import DEFAULT_NUM_CFGS, OUTPUT_GAIN, Frame, tokens_to_codes
 from .package import Package, load_package
-from .runtime import _ORT_TO_NUMPY, StatefulSession, make_session, resolve_providers, resolve_threads
+from .runtime import _ORT_TO_NUMPY, StatefulSession, make_session, resolve_providers, resolve_threads, warn_int8_scheme
 
 
 @dataclass
@@ -157,6 +157,7 @@ class MultiStreamEngine:
             raise ValueError(f"max_streams must be at least 1, got {max_streams!r}")
         self.package = package if isinstance(package, Package) else load_package(package)
         self.providers = resolve_providers(provider)
+        warn_int8_scheme(self.package, self.providers)
         self.max_streams = int(max_streams)
         self.num_cfgs = check_num_cfgs(num_cfgs)
         self.rows = 1 + self.num_cfgs  # rows per stream

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import io_names
+from .package import Package
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,21 @@ def resolve_providers(provider: str = "auto") -> list[str]:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
     raise ValueError(f"unknown provider {provider!r}: expected auto, cpu or cuda")
+
+
+def warn_int8_scheme(package: Package, providers: list[str]) -> str | None:
+    """Log and return one line when ``package``'s int8 scheme does not compute exactly on this
+    CPU (``onnx_export.precision.int8_scheme_warning``); None otherwise or off the CPU."""
+    if providers[0] != "CPUExecutionProvider":
+        return None
+    from onnx_export.precision import int8_scheme_warning
+
+    from .bench import machine
+
+    message = int8_scheme_warning(package.manifest.get("int8", {}).get("scheme"), machine()["isa"])
+    if message:
+        log.warning("%s: %s", package.root, message)
+    return message
 
 
 MAX_THREADS = 4  # more intra-op threads than this slow a frame's small ops down

@@ -2,7 +2,7 @@
 
 - ``int8``: every 2-D MatMul weight in 8 bits; embedding tables (Gather), norms, the soft cap
   and sampling stay float32. This is the CPU variant: batch-1 frame steps are bound by reading
-  weights, and int8 weights are a quarter of the bytes. Two schemes (``INT8_SCHEMES``), chosen
+  weights, and int8 weights are a quarter of the bytes. Three schemes (``INT8_SCHEMES``), chosen
   at export time for the CPU that prepares the package (``choose_int8_scheme``) and recorded in
   the manifest:
 
@@ -14,19 +14,25 @@
     with fp32, in an A/B of the two depth variants on the same frames: 92.3% / 87.4% (one
     row / 3 guided rows) vs 95.7% / 90.1% with the depth decoder in ``blocks``; no one kind
     of depth matmul accounts for it (keeping any one in fp32 regains 0.7-2 points).
-  - ``blocks`` (elsewhere, e.g. AVX2 without VNNI, where u8 x s8 pair sums saturate int16):
-    ``to_int8``, ORT ``MatMulNBits`` with 8-bit weights in blocks of 32 along the input,
-    symmetric, accuracy level 4 (activations quantized per block to int8 at run time).
-    Measured on mrt2_small: 95.8-96.8% agreement; ORT's dynamic per-tensor int8 89.3%, 4-bit
-    blocks 62.8%; keeping the per-level logit projections in fp32 gained 0.6 points for
-    ~2.5 ms, so they are quantized too. On a 2-core AVX2 EPYC (mrt2_small, 100 frames, one
-    row / 3 guided rows): blocks 95.3% / 91.3%; ``rows`` there is faster (model step 45 vs
-    73 ms guided) but its saturating pair sums cost agreement, 90.3% / 79.8%, and 7-bit
-    weights, which cannot saturate, still gave only 90.6% / 84.5%.
+  - ``rows_u8`` (AVX2 without VNNI): the same pass with the weights stored as uint8 around
+    128. ORT's u8 x s8 kernel on AVX2 (``vpmaddubsw``) sums adjacent products in int16 with
+    saturation, so ``rows`` is not exact there; its u8 x u8 kernel widens to int16 and
+    multiplies with ``vpmaddwd``, exact, at about the same speed for these batch sizes. So
+    ``rows_u8`` computes what ``rows`` computes on VNNI. Measured on a 2-core AVX2 EPYC
+    (mrt2_small, 100 frames, one row / 3 guided rows): agreement 94.0% / 86.0% (``rows``
+    there: 90.3% / 79.8%; on the VNNI Xeon: 94.2% / 86.4%), model step in line about 42 / 50
+    ms against ``blocks``' 45 / 73 ms. On VNNI/AMX u8 x u8 has no int8 dot product, so
+    ``rows`` stays the choice there.
+  - ``blocks`` (CPUs without AVX2): ``to_int8``, ORT ``MatMulNBits`` with 8-bit weights in
+    blocks of 32 along the input, symmetric, accuracy level 4 (activations quantized per block
+    to int8 at run time). Measured on mrt2_small: 95.8-96.8% agreement (95.3% / 91.3% on the
+    AVX2 EPYC); ORT's dynamic per-tensor int8 89.3%, 4-bit blocks 62.8%; keeping the
+    per-level logit projections in fp32 gained 0.6 points for ~2.5 ms, so they are quantized
+    too. 7-bit ``rows`` weights (which cannot saturate on AVX2) gave 90.6% / 84.5%.
 - ``fp16``: float16 weights and activations with float32 graph I/O (KV caches
   included), Softmax/LayerNorm/reductions kept in float32. This is the GPU variant.
 - The codec decoder of an int8 package: calibrated static int8 convolutions
-  (``codec_int8``), used where the preparing CPU has VNNI/AMX and its audio stays within
+  (``codec_int8``), used where the preparing CPU has VNNI/AMX or AVX2 and its audio stays within
   ``CODEC_INT8_MIN_SNR_DB`` of the fp32 decoder, else fp32; the check is in the manifest.
 
 Agreement thresholds against the fp32 graphs (tests/test_precision.py checks them on the tiny
@@ -43,15 +49,18 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from typing import TYPE_CHECKING
 
-import onnx
+if TYPE_CHECKING:  # onnx takes seconds to import; the CLI reads INT8_SCHEMES, the engine the warning
+    import onnx
 
 # Depthformer, teacher-forced, against fp32: (least argmax agreement over frames x levels,
 # largest soft-capped logit difference), per (precision, num_cfgs); tests/test_precision.py,
 # tiny config, 40 frames, default guidance scales. Guidance mixes the rows' logits with weights
-# up to 1 + 3 + 1, so it scales the error ~5x. The thresholds hold for both int8 schemes.
+# up to 1 + 3 + 1, so it scales the error ~5x. The thresholds hold for every int8 scheme.
 # Measured: int8 blocks 0.969 / 0.12 unguided and 0.902 / 0.55 guided, rows 0.950 / 0.17 and
-# 0.906 / 0.75 (mrt2_small, 100 frames: blocks 96.2% / 92.2%, rows 94.2% / 86.4%);
+# 0.906 / 0.75 (mrt2_small, 100 frames: blocks 96.2% / 92.2%, rows 94.2% / 86.4%; rows_u8 on
+# AVX2 computes what rows computes on VNNI: 94.0% / 86.0%);
 # fp16 1.000 / 0.0048 unguided and 0.994 / 0.019 guided.
 LOGIT_AGREEMENT = {
     ("int8", 0): (0.93, 0.5),
@@ -72,7 +81,7 @@ FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "SimplifiedLayerNormalization
                   "TopK", "ArgMax", "Where", "GreaterOrEqual", "Tanh"]
 
 
-INT8_SCHEMES = ("rows", "blocks")
+INT8_SCHEMES = ("rows", "rows_u8", "blocks")
 
 
 def has_int8_dot(isa: list[str]) -> bool:
@@ -82,7 +91,18 @@ def has_int8_dot(isa: list[str]) -> bool:
 
 def choose_int8_scheme(isa: list[str]) -> str:
     """The int8 scheme for a CPU with instruction sets ``isa`` (module docstring)."""
-    return "rows" if has_int8_dot(isa) else "blocks"
+    if has_int8_dot(isa):
+        return "rows"
+    return "rows_u8" if "avx2" in isa else "blocks"
+
+
+def int8_scheme_warning(scheme: str | None, isa: list[str]) -> str | None:
+    """One line for a package whose int8 scheme does not compute exactly on this CPU, else None."""
+    if scheme == "rows" and not has_int8_dot(isa):
+        return ("this int8 package (scheme rows, made for CPUs with VNNI/AMX) runs on a CPU without "
+                "int8 dot products, where ORT's u8 x s8 sums saturate and cost quality; export it "
+                "again on this machine (--int8-scheme auto picks rows_u8 or blocks)")
+    return None
 
 
 def to_int8(model: onnx.ModelProto, nodes_to_exclude: list[str] | None = None) -> onnx.ModelProto:
@@ -141,7 +161,9 @@ def convert(model: onnx.ModelProto, precision: str, int8_scheme: str = "blocks")
     if precision == "int8":
         if int8_scheme not in INT8_SCHEMES:
             raise ValueError(f"unknown int8 scheme {int8_scheme!r}; expected one of {', '.join(INT8_SCHEMES)}")
-        return to_int8_rows(model) if int8_scheme == "rows" else to_int8(model)
+        if int8_scheme == "blocks":
+            return to_int8(model)
+        return to_int8_rows(model, unsigned_weights=int8_scheme == "rows_u8")
     if precision == "fp16":
         return to_fp16(model)
     if precision == "fp32":
@@ -149,7 +171,7 @@ def convert(model: onnx.ModelProto, precision: str, int8_scheme: str = "blocks")
     raise ValueError(f"unknown precision {precision!r}")
 
 
-def to_int8_rows(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_int8_rows(model: onnx.ModelProto, unsigned_weights: bool = False) -> onnx.ModelProto:
     """8-bit MatMuls on integer GEMM: each activation row quantized on its own at run time
     (symmetric, its own absolute maximum, uint8 around 128), each weight column with its own
     symmetric int8 scale.
@@ -162,8 +184,10 @@ def to_int8_rows(model: onnx.ModelProto) -> onnx.ModelProto:
            ──► y = Σ(xq−128)·wq · s · w_scale
 
     Rows never share a scale, so a stream's tokens do not depend on the other rows of the
-    batch (its guidance rows or other streams). u8 x s8 runs on VNNI/AMX. One quantized copy
-    of x serves every MatMul that reads x; the zero-point vector is shared by every 2-D input
+    batch (its guidance rows or other streams). u8 x s8 runs on VNNI/AMX; ``unsigned_weights``
+    stores wq + 128 as uint8 with zero point 128 instead (u8 x u8: exact on AVX2, scheme
+    ``rows_u8``). One quantized copy of x serves every MatMul that reads x; the zero-point
+    vector is shared by every 2-D input
     with the same leading dimension. Inputs of another (or unknown) rank are flattened to rows
     around the quantization. Six small ops per input and one per MatMul: an asymmetric range
     (own min..max, own zero point) needs fourteen and five, for the same agreement (mrt2_small
@@ -227,10 +251,13 @@ def to_int8_rows(model: onnx.ModelProto) -> onnx.ModelProto:
             wf = numpy_helper.to_array(w)
             ws = np.maximum(np.abs(wf).max(axis=0), 1e-20) / 127.0
             wq = np.clip(np.round(wf / ws), -127, 127).astype(np.int8)
+            if unsigned_weights:
+                wq = (wq.astype(np.int16) + 128).astype(np.uint8)
             new_inits += [numpy_helper.from_array(wq, f"{w.name}/int8"),
                           numpy_helper.from_array(ws.astype(np.float32), f"{w.name}/scale")]
             replaced.add(w.name)
-        y = op("MatMulIntegerToFloat", [xq, f"{w.name}/int8", col, f"{w.name}/scale", "int8_rows/zp128"],
+        zps = ["int8_rows/zp128", "int8_rows/zp128"] if unsigned_weights else ["int8_rows/zp128"]
+        y = op("MatMulIntegerToFloat", [xq, f"{w.name}/int8", col, f"{w.name}/scale", *zps],
                f"{name}/y" if out_prefix else node.output[0], f"{name}/MatMulIntegerToFloat", domain="com.microsoft")
         if out_prefix:
             new_inits.append(numpy_helper.from_array(np.array([w.dims[1]], np.int64), f"{name}/columns"))
@@ -251,6 +278,7 @@ def _value_shapes(model: onnx.ModelProto) -> dict[str, list]:
     """Shapes (ints or symbolic names) of the values of ``model``'s graph, by ORT's symbolic
     shape inference on a copy without the MatMul weights' data (large models exceed protobuf's
     2 GB; other constants stay, the inference may read them)."""
+    import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     light = onnx.ModelProto()

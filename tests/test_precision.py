@@ -9,6 +9,7 @@ Codec decoder: SNR of the streamed audio against the fp32 graph.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +25,7 @@ from onnx_export.codec_int8 import (
     build_int8_codec_decoder,
     codec_snr_db,
     codes_sequence,
+    int8_codec_kernels,
     stream,
 )
 from onnx_export.mrt2.export import export_package
@@ -93,7 +95,7 @@ def test_int8_package_records_its_choices(packages):
     package = packages[f"int8-{scheme}"]
     manifest = json.loads((package / "manifest.json").read_text())
     assert manifest["int8"] == {"scheme": scheme, "prepared_on_isa": isa}
-    kernel = {"rows": "MatMulIntegerToFloat", "blocks": "MatMulNBits"}
+    kernel = {"rows": "MatMulIntegerToFloat", "rows_u8": "MatMulIntegerToFloat", "blocks": "MatMulNBits"}
     for name in ("encoder", "temporal", "depth"):
         entry = manifest["graphs"][name]
         assert entry["precision"] == "int8" and entry["int8_scheme"] == scheme
@@ -101,11 +103,12 @@ def test_int8_package_records_its_choices(packages):
     entry = manifest["graphs"]["codec_decoder"]
     check = entry["precision_check"]
     assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
-    if not has_int8_dot(machine()["isa"]):
-        assert entry["precision"] == "fp32" and "VNNI" in check["reason"]
+    kernels = int8_codec_kernels(isa)
+    if kernels is None:
+        assert entry["precision"] == "fp32" and "AVX2" in check["reason"]
         return
     assert check["int8_snr_db"] >= P.CODEC_INT8_MIN_SNR_DB
-    assert check["int8_kernels"] == ("amx" if "amx_int8" in machine()["isa"] else "vnni")
+    assert check["int8_kernels"] == kernels
     assert entry["precision"] == check["precision"] == "int8"
     ops = {n.op_type for n in _load(package / entry["file"]).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "MatMulNBits"} <= ops
@@ -113,6 +116,32 @@ def test_int8_package_records_its_choices(packages):
     engine = Engine(package, provider="cpu", threads=2)
     frames = [engine.step(conditioning(1)[0]) for _ in range(3)]
     assert np.abs(frames[-1].audio).max() > 0
+
+
+def test_int8_codec_kernels_per_cpu():
+    assert int8_codec_kernels(["avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"]) == "amx"
+    assert int8_codec_kernels(["avx2", "fma", "avx_vnni"]) == "vnni"
+    assert int8_codec_kernels(["avx2", "fma"]) == "avx2"
+    assert int8_codec_kernels([]) is None
+
+
+def test_int8_scheme_per_cpu_and_the_warning_for_a_rows_package_without_int8_dot():
+    assert P.choose_int8_scheme(["avx2", "fma", "avx512f", "avx512_vnni"]) == "rows"
+    assert P.choose_int8_scheme(["avx2", "fma", "avx_vnni"]) == "rows"
+    assert P.choose_int8_scheme(["avx2", "fma"]) == "rows_u8"
+    assert P.choose_int8_scheme([]) == "blocks"
+    assert "saturate" in P.int8_scheme_warning("rows", ["avx2", "fma"])
+    for scheme, isa in (("rows", ["avx2", "amx_int8"]), ("rows_u8", ["avx2"]), ("blocks", []), (None, [])):
+        assert P.int8_scheme_warning(scheme, isa) is None, (scheme, isa)
+
+
+def test_engine_warns_when_a_rows_package_runs_without_int8_dot(tiny_checkpoint, tmp_path, caplog):
+    package = export_package(tiny_checkpoint, "tiny", tmp_path / "rows", precision="int8", int8_scheme="rows",
+                             progress=False)
+    with caplog.at_level(logging.WARNING, logger="bridge.runtime"):
+        Engine(package, provider="cpu", decode_audio=False)
+    warned = [r.getMessage() for r in caplog.records if "--int8-scheme auto" in r.getMessage()]
+    assert len(warned) == (0 if has_int8_dot(machine()["isa"]) else 1), warned
 
 
 def _load(path):
@@ -219,7 +248,8 @@ def _rows_reference(x: np.ndarray, w: np.ndarray, saturate: bool = False) -> np.
     return (pairs.sum(-2) - 128 * wq.sum(0)) * ws * s
 
 
-def test_int8_rows_pass_on_rank_2_and_3_inputs():
+@pytest.mark.parametrize("unsigned_weights", [False, True], ids=["rows", "rows_u8"])
+def test_int8_rows_pass_on_rank_2_and_3_inputs(unsigned_weights):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -233,19 +263,23 @@ def test_int8_rows_pass_on_rank_2_and_3_inputs():
          helper.make_tensor_value_info("seq", TensorProto.FLOAT, ["rows", "t", 64])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2", "y3")],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
-    model = P.to_int8_rows(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    model = P.to_int8_rows(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                           unsigned_weights=unsigned_weights)
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("MatMulIntegerToFloat") == 3 and ops.count("QuantizeLinear") == 2 and "MatMul" not in ops
     names = [i.name for i in model.graph.initializer]
     assert len(names) == len(set(names)) and names.count("w1/int8") == 1  # w1 stored once for a and c
+    w1q = next(i for i in model.graph.initializer if i.name == "w1/int8")
+    assert w1q.data_type == (TensorProto.UINT8 if unsigned_weights else TensorProto.INT8)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = rng.normal(size=(3, 64)).astype(np.float32) * np.array([[1.0], [50.0], [0.0]], np.float32)
     seq = rng.normal(size=(2, 5, 64)).astype(np.float32)
     y1, y2, y3 = session.run(None, {"x": x, "seq": seq})
     assert y3.shape == (2, 5, 48)
-    # Without VNNI/AMX the kernel's pair sums saturate (why `auto` picks blocks there): the
-    # arithmetic is still exactly the saturating one, but no longer close to the float product.
-    exact = P.has_int8_dot(machine()["isa"])
+    # Without VNNI/AMX the u8 x s8 kernel's pair sums saturate (why `auto` picks rows_u8 there):
+    # the arithmetic is still exactly the saturating one, but no longer close to the float
+    # product. u8 x u8 (rows_u8) widens to int16 first: exact on every CPU.
+    exact = unsigned_weights or P.has_int8_dot(machine()["isa"])
     for got, (xin, w) in zip((y1, y2, y3), ((x, w1), (x, w2), (seq, w1))):
         np.testing.assert_allclose(got, _rows_reference(xin.astype(np.float64), w, saturate=not exact),
                                    rtol=1e-5, atol=1e-4)

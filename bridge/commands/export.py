@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from onnx_export.precision import INT8_SCHEMES
+
     p = sub.add_parser(
         "export",
         help="export an upstream MRT2 (or Magenta RT v1) checkpoint to a model package",
@@ -31,11 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="package directory to write (replaced if present)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
                    help="fp32 (reference), fp16 (GPU), int8 (CPU: dynamic int8 matmuls). Default fp32")
-    p.add_argument("--int8-scheme", default="auto", choices=["auto", "rows", "blocks"],
+    p.add_argument("--int8-scheme", default="auto", choices=["auto", *INT8_SCHEMES],
                    help="int8 matmuls: rows = per-row int8 activations x per-column int8 weights on "
-                        "ORT MatMulIntegerToFloat (fastest where the CPU has VNNI/AMX), blocks = ORT "
-                        "MatMulNBits, 8-bit blocks of 32 (slightly closer to fp32; the choice without "
-                        "VNNI). auto (default): the one for this CPU; the manifest records it")
+                        "ORT MatMulIntegerToFloat (for CPUs with VNNI/AMX), rows_u8 = the same with "
+                        "uint8 weights (exact on AVX2, where rows' sums saturate), blocks = ORT "
+                        "MatMulNBits, 8-bit blocks of 32 (slightly closer to fp32, slower; the choice "
+                        "without AVX2). auto (default): the one for this CPU; the manifest records it")
     p.add_argument("--codec-encoder", type=Path, metavar="ENCODER.safetensors",
                    help="upstream resources/spectrostream/encoder.safetensors: also export the codec encoder")
     p.set_defaults(func=run)

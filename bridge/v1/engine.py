@@ -28,7 +28,7 @@ import numpy as np
 
 from bridge import io_names as io
 from bridge.package import Package, PackageError, load_package
-from bridge.runtime import StatefulSession, make_session, resolve_providers
+from bridge.runtime import StatefulSession, make_session, resolve_providers, warn_int8_scheme
 from onnx_export.v1 import config as v1
 
 from . import io_names as v1io
@@ -135,6 +135,7 @@ class V1Engine:
             raise PackageError(f"{self.package.root} is not a Magenta RT v1 package (family "
                                f"{package_family(self.package)!r}); use it with the MRT2 engine")
         self.providers = resolve_providers(provider)
+        warn_int8_scheme(self.package, self.providers)
         self.provider = self.providers[0]
 
         def session(name: str):
