@@ -106,6 +106,8 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "warmup": warmup,
         "size": engine.package.size,
         "precision": engine.package.precision,
+        "int8_scheme": engine.package.int8_scheme,
+        "codec_precision": engine.package.codec_variant(),
         "synthetic": engine.is_synthetic,
         "provider": engine.provider,
         "onnxruntime": ort.__version__,
@@ -166,7 +168,9 @@ def run_upstream(checkpoint: Path, size: str, frames: int, warmup: int, compute:
 
 def format_report(result: dict) -> str:
     lines = [
-        f"model {result['size']} ({result['precision']}{', synthetic' if result['synthetic'] else ''}) "
+        f"model {result['size']} ({result['precision']}{', synthetic' if result['synthetic'] else ''}"
+        f"{', scheme ' + result['int8_scheme'] if result.get('int8_scheme') else ''}"
+        f"{'; codec ' + result['codec_precision'] if result.get('codec_precision') else ''}) "
         f"on {result['provider']}, {result['machine']['cores']} cores ({result['machine']['cpu']}; "
         f"{' '.join(result['machine']['isa']) or 'no AVX2'}), onnxruntime {result['onnxruntime']}",
         f"{result['frames']} frames after {result['warmup']} warm-up; guidance rows {result['rows']} "

@@ -48,6 +48,21 @@ class Package:
     def precision(self) -> str:
         return self.manifest.get("precision", "fp32")
 
+    @property
+    def int8_scheme(self) -> str | None:
+        """The int8 scheme its matmuls took (``onnx_export.precision``); None unless int8."""
+        return self.manifest.get("int8", {}).get("scheme")
+
+    def codec_variant(self) -> str | None:
+        """The codec decoder's precision, with the int8 kernels it was checked on
+        (e.g. ``int8/avx2``); None without a codec decoder."""
+        entry = self.manifest.get("graphs", {}).get("codec_decoder")
+        if entry is None:
+            return None
+        kernels = entry.get("precision_check", {}).get("int8_kernels")
+        precision = entry.get("precision", self.precision)
+        return f"{precision}/{kernels}" if precision == "int8" and kernels else precision
+
     def graph_path(self, name: str) -> Path:
         return self.root / self.manifest["graphs"][name]["file"]
 

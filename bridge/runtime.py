@@ -58,7 +58,7 @@ def warn_int8_scheme(package: Package, providers: list[str]) -> str | None:
 
     from .bench import machine
 
-    message = int8_scheme_warning(package.manifest.get("int8", {}).get("scheme"), machine()["isa"])
+    message = int8_scheme_warning(package.int8_scheme, machine()["isa"])
     if message:
         log.warning("%s: %s", package.root, message)
     return message

@@ -18,6 +18,7 @@ import pytest
 from bridge.bench import machine
 from bridge.conditioning import build_vector
 from bridge.engine import Engine
+from bridge.package import load_package
 from onnx_export import precision as P
 from onnx_export.codec_int8 import (
     FP32_CONV_SCOPES,
@@ -104,6 +105,9 @@ def test_int8_package_records_its_choices(packages):
     check = entry["precision_check"]
     assert check["min_snr_db"] == P.CODEC_INT8_MIN_SNR_DB and check["cpu_isa"] == machine()["isa"]
     kernels = int8_codec_kernels(isa)
+    loaded = load_package(package)
+    assert loaded.int8_scheme == scheme  # what bench reports
+    assert loaded.codec_variant() == (f"int8/{kernels}" if entry["precision"] == "int8" else "fp32")
     if kernels is None:
         assert entry["precision"] == "fp32" and "AVX2" in check["reason"]
         return
