@@ -256,7 +256,7 @@ MAX_SLIP_PERIODS = 8  # missed cycles of the daemon's own client one block may r
 
 
 def _first_change(audio: np.ndarray, times: np.ndarray, ref: np.ndarray, t_reset: int, t_send: int,
-                  limit: int, period: int = 256) -> int:
+                  limit: int, period: int) -> int:
     """Frames from ``t_send`` to the first recorded sample that differs from the reference stream.
 
     The reset stream is found by one exact frame of it, taken after the daemon's 40 ms fade-in
