@@ -27,6 +27,7 @@ from . import FRAME_MS
 from .conditioning import Conditioning
 from .engine import Engine
 from .pipeline import CodecOverlap
+from .runtime import int8_matmul_kernel
 
 STAGES = ("encoder", "temporal", "depth", "codec", "total")
 
@@ -107,6 +108,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "size": engine.package.size,
         "precision": engine.package.precision,
         "int8_scheme": engine.package.int8_scheme,
+        "int8_matmul_kernel": int8_matmul_kernel(engine.package, engine.providers),
         "codec_precision": engine.package.codec_variant(),
         "synthetic": engine.is_synthetic,
         "provider": engine.provider,
@@ -170,6 +172,7 @@ def format_report(result: dict) -> str:
     lines = [
         f"model {result['size']} ({result['precision']}{', synthetic' if result['synthetic'] else ''}"
         f"{', scheme ' + result['int8_scheme'] if result.get('int8_scheme') else ''}"
+        f"{' on ' + result['int8_matmul_kernel'] if result.get('int8_matmul_kernel') else ''}"
         f"{'; codec ' + result['codec_precision'] if result.get('codec_precision') else ''}) "
         f"on {result['provider']}, {result['machine']['cores']} cores ({result['machine']['cpu']}; "
         f"{' '.join(result['machine']['isa']) or 'no AVX2'}), onnxruntime {result['onnxruntime']}",

@@ -58,10 +58,35 @@ def warn_int8_scheme(package: Package, providers: list[str]) -> str | None:
 
     from .bench import machine
 
+    if native_int8_kernel(providers):  # exact whatever the scheme's weight type
+        return None
     message = int8_scheme_warning(package.int8_scheme, machine()["isa"])
     if message:
         log.warning("%s: %s", package.root, message)
     return message
+
+
+def native_int8_kernel(providers: list[str]) -> str | None:
+    """Where the rows schemes' int8 MatMuls run on mrt-bridge's own kernel
+    (``bridge.kernels.rows_matmul``): its name, else None (ORT's kernels)."""
+    if providers[0] != "CPUExecutionProvider":
+        return None
+    from .bench import machine
+    from .kernels import rows_matmul
+
+    if not rows_matmul.usable(machine()["isa"]) or rows_matmul.library() is None:
+        return None
+    return rows_matmul.KERNEL
+
+
+def int8_matmul_kernel(package: Package, providers: list[str]) -> str | None:
+    """What runs ``package``'s int8 MatMuls here: the native kernel's name, ``onnxruntime``, or
+    None for a package without int8 MatMuls."""
+    scheme = package.int8_scheme
+    if scheme is None:
+        return None
+    native = native_int8_kernel(providers) if scheme in ("rows", "rows_u8") else None
+    return native or "onnxruntime"
 
 
 MAX_THREADS = 4  # more intra-op threads than this slow a frame's small ops down
@@ -125,6 +150,27 @@ def session_options(threads: int | None = None, spin: bool = False) -> ort.Sessi
 
 def make_session(path: Path, providers: list[str], threads: int | None = None,
                  spin: bool = False) -> ort.InferenceSession:
+    """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls on the native
+    kernel where ``native_int8_kernel`` says so (from a relabelled copy of the graph), else, or
+    if that copy cannot be made or loaded (logged), on ORT's kernels."""
+    if native_int8_kernel(providers):
+        from .kernels import rows_matmul
+
+        relabelled = None
+        try:
+            relabelled = rows_matmul.relabelled_graph(Path(path))
+            if relabelled is not None:
+                source, count = relabelled
+                opts = session_options(threads, spin)
+                opts.register_custom_ops_library(str(rows_matmul.library()))
+                session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+                log.info("%s: %d int8 MatMuls on the %s kernel", source.name, count, rows_matmul.KERNEL)
+                return session
+        except Exception as exc:  # ORT raises several private exception types
+            if relabelled is not None:  # made again on the next start, in case it was damaged
+                relabelled[0].unlink(missing_ok=True)
+            log.warning("%s: the %s kernel is not used (%s); ONNX Runtime's kernels run it",
+                        Path(path).name, rows_matmul.KERNEL, str(exc).strip().splitlines()[-1])
     try:
         return ort.InferenceSession(str(path), sess_options=session_options(threads, spin), providers=providers)
     except Exception as exc:  # ORT raises several private exception types

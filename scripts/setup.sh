@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-apt_packages=(libportaudio2 libjack-jackd2-0 jackd2)
+# gcc + libc6-dev build bridge/kernels (the int8 kernel of AVX2 CPUs without VNNI).
+apt_packages=(libportaudio2 libjack-jackd2-0 jackd2 gcc libc6-dev)
 if (( want_test )); then apt_packages+=(mono-mcs mono-runtime godot3-server chromium chromium-driver); fi
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -33,6 +34,13 @@ if (( want_test )); then
   .venv/bin/python -m pip install -q -e '.[export,test]'
 else
   .venv/bin/python -m pip install -q -e '.[export]'
+fi
+
+# Built here once, not on the first engine start; without a compiler ORT's kernels run.
+if ! kernels=$(.venv/bin/python -m bridge.kernels.build 2>&1); then
+  echo "setup: native int8 kernels not built, ONNX Runtime's run instead: ${kernels##*$'\n'}" >&2
+else
+  echo "setup: $kernels"
 fi
 
 if (( want_test )) && [[ -z "${MRT_ORACLE_PYTHON:-}" ]]; then

@@ -25,3 +25,4 @@ def test_bench_json_reports_rows_overlap_and_percentiles(bundled_package, capsys
     assert all(result["stages"][s]["p50_ms"] > 0 for s in result["stages"])
     assert isinstance(result["machine"]["isa"], list) and result["threads"]["codec"] >= 1
     assert result["int8_scheme"] is None and result["codec_precision"] == "fp32"  # the bundled model is fp32
+    assert result["int8_matmul_kernel"] is None

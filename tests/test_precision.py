@@ -19,6 +19,7 @@ from bridge.bench import machine
 from bridge.conditioning import build_vector
 from bridge.engine import Engine
 from bridge.package import load_package
+from bridge.runtime import native_int8_kernel
 from onnx_export import precision as P
 from onnx_export.codec_int8 import (
     FP32_CONV_SCOPES,
@@ -139,13 +140,18 @@ def test_int8_scheme_per_cpu_and_the_warning_for_a_rows_package_without_int8_dot
         assert P.int8_scheme_warning(scheme, isa) is None, (scheme, isa)
 
 
-def test_engine_warns_when_a_rows_package_runs_without_int8_dot(tiny_checkpoint, tmp_path, caplog):
+@pytest.mark.parametrize("native", ["auto", "off"])
+def test_engine_warns_when_a_rows_package_runs_without_int8_dot(tiny_checkpoint, tmp_path, caplog, monkeypatch, native):
+    """Only where ORT's saturating kernel would run it: mrt-bridge's AVX2 kernel
+    (bridge/kernels, on by default there) computes a rows package exactly."""
+    monkeypatch.setenv("MRT_BRIDGE_NATIVE_KERNELS", native)
     package = export_package(tiny_checkpoint, "tiny", tmp_path / "rows", precision="int8", int8_scheme="rows",
                              progress=False)
     with caplog.at_level(logging.WARNING, logger="bridge.runtime"):
         Engine(package, provider="cpu", decode_audio=False)
     warned = [r.getMessage() for r in caplog.records if "--int8-scheme auto" in r.getMessage()]
-    assert len(warned) == (0 if has_int8_dot(machine()["isa"]) else 1), warned
+    exact = has_int8_dot(machine()["isa"]) or native_int8_kernel(["CPUExecutionProvider"]) is not None
+    assert len(warned) == (0 if exact else 1), warned
 
 
 def _load(path):
@@ -233,7 +239,7 @@ def test_fold_constant_splits_and_mse_range():
     assert lo < 0 < hi < 40.0 and lo >= values.min()
 
 
-def _rows_reference(x: np.ndarray, w: np.ndarray, saturate: bool = False) -> np.ndarray:
+def rows_reference(x: np.ndarray, w: np.ndarray, saturate: bool = False) -> np.ndarray:
     """to_int8_rows' arithmetic in numpy: each row of x symmetric to uint8 around 128, each
     column of w symmetric to int8, integer products, both scales after.
 
@@ -285,13 +291,13 @@ def test_int8_rows_pass_on_rank_2_and_3_inputs(unsigned_weights):
     # product. u8 x u8 (rows_u8) widens to int16 first: exact on every CPU.
     exact = unsigned_weights or P.has_int8_dot(machine()["isa"])
     for got, (xin, w) in zip((y1, y2, y3), ((x, w1), (x, w2), (seq, w1))):
-        np.testing.assert_allclose(got, _rows_reference(xin.astype(np.float64), w, saturate=not exact),
+        np.testing.assert_allclose(got, rows_reference(xin.astype(np.float64), w, saturate=not exact),
                                    rtol=1e-5, atol=1e-4)
         ref = xin @ w
         if exact:
             assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max() + 1e-6
     if not exact:  # the saturation is real: the non-saturating arithmetic is not what ran
-        assert not np.allclose(y1, _rows_reference(x.astype(np.float64), w1), rtol=1e-5, atol=1e-4)
+        assert not np.allclose(y1, rows_reference(x.astype(np.float64), w1), rtol=1e-5, atol=1e-4)
     assert not y1[2].any()  # an all-zero row stays zero (no division by a zero range)
     # Each row alone gives the same result as in its batch, bit for bit.
     for i in range(3):

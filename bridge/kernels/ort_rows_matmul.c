@@ -1,0 +1,221 @@
+/* ORT custom operators RowsMatMulS8 / RowsMatMulU8 (domain mrt_bridge): MatMulIntegerToFloat
+ * as the rows schemes use it (onnx_export/precision.py), on the exact AVX2 GEMV of rows_gemv.c.
+ *
+ *   A  uint8 [..., K], zero point 128 (input 4)     one quantized activation row per leading index
+ *   B  int8 [K, N] (S8) or uint8 around 128 (U8, zero point input 5), a constant initializer
+ *   a_scale float, one per row or one;  b_scale float [N] or one
+ *   Y  float [..., N] = (sum_k (A - 128)[row][k] * (B - zp)[k][n]) * b_scale[n] * a_scale[row]
+ *
+ * B is packed when ORT creates the kernel, once per initializer: the depth decoder's twelve
+ * levels share their layers' weights, and one packed copy keeps them in cache between levels. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ort_abi.h"
+#include "rows_gemv.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static const OrtApi* api;
+
+/* Packed weights shared by the kernels of one initializer (same data, shape and type). */
+typedef struct Shared {
+  const void* source;
+  int64_t k, n;
+  int is_unsigned, users;
+  PackedWeights w;
+  struct Shared* next;
+} Shared;
+
+static Shared* shared_list;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The packed copy of ``source`` (packing it on first use), or NULL if it cannot be packed. */
+static Shared* acquire(const void* source, int64_t k, int64_t n, int is_unsigned) {
+  pthread_mutex_lock(&shared_lock);
+  Shared* s = shared_list;
+  while (s && !(s->source == source && s->k == k && s->n == n && s->is_unsigned == is_unsigned)) s = s->next;
+  if (!s && (s = calloc(1, sizeof(Shared)))) {
+    *s = (Shared){.source = source, .k = k, .n = n, .is_unsigned = is_unsigned, .next = shared_list};
+    if (pack_weights(source, k, n, is_unsigned, &s->w)) {
+      free(s);
+      s = NULL;
+    } else {
+      shared_list = s;
+    }
+  }
+  if (s) s->users++;
+  pthread_mutex_unlock(&shared_lock);
+  return s;
+}
+
+static void release(Shared* s) {
+  pthread_mutex_lock(&shared_lock);
+  if (--s->users == 0) {
+    Shared** p = &shared_list;
+    while (*p != s) p = &(*p)->next;
+    *p = s->next;
+    free_weights(&s->w);
+    free(s);
+  }
+  pthread_mutex_unlock(&shared_lock);
+}
+
+typedef struct {
+  Shared* weights;
+} Kernel;
+
+static OrtStatus* fail(const char* msg) { return ort_fn(api, ORT_CreateStatus, OrtCreateStatusFn)(ORT_INVALID_ARGUMENT, msg); }
+
+#define CHECK(call)                     \
+  do {                                  \
+    OrtStatus* status_ = (call);        \
+    if (status_) return status_;        \
+  } while (0)
+
+/* Dimensions (up to 8) and element count of a tensor. */
+typedef struct {
+  int64_t dims[8];
+  size_t rank, count;
+} Shape;
+
+static OrtStatus* shape_of(const OrtValue* v, Shape* s) {
+  OrtTensorTypeAndShapeInfo* info;
+  CHECK(ort_fn(api, ORT_GetTensorTypeAndShape, OrtGetTensorTypeAndShapeFn)(v, &info));
+  OrtStatus* st = ort_fn(api, ORT_GetDimensionsCount, OrtGetDimensionsCountFn)(info, &s->rank);
+  if (!st && s->rank > 8) st = fail("RowsMatMul: tensor of rank above 8");
+  if (!st) st = ort_fn(api, ORT_GetDimensions, OrtGetDimensionsFn)(info, s->dims, s->rank);
+  if (!st) st = ort_fn(api, ORT_GetTensorShapeElementCount, OrtGetTensorShapeElementCountFn)(info, &s->count);
+  ort_fn(api, ORT_ReleaseTensorTypeAndShapeInfo, OrtReleaseTensorTypeAndShapeInfoFn)(info);
+  return st;
+}
+
+static OrtStatus* data_of(const OrtValue* v, void** out) {
+  return ort_fn(api, ORT_GetTensorMutableData, OrtGetTensorMutableDataFn)((OrtValue*)v, out);
+}
+
+static int is_unsigned(const OrtCustomOp* op);
+
+static OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* unused, const OrtKernelInfo* info, void** out) {
+  (void)unused;
+  int constant = 0;
+  const OrtValue* b;
+  CHECK(ort_fn(api, ORT_KernelInfoGetConstantInput_tensor, OrtKernelInfoGetConstantInputFn)(info, 1, &constant, &b));
+  if (!constant) return fail("RowsMatMul: the weight (input 1) must be a constant initializer");
+  Shape s;
+  void* data;
+  CHECK(shape_of(b, &s));
+  if (s.rank != 2) return fail("RowsMatMul: the weight must be 2-D");
+  CHECK(data_of(b, &data));
+  Kernel* k = calloc(1, sizeof(Kernel));
+  if (!k) return fail("RowsMatMul: out of memory");
+  if (!(k->weights = acquire(data, s.dims[0], s.dims[1], is_unsigned(op)))) {
+    free(k);
+    return fail("RowsMatMul: cannot pack the weight (a weight of -128, or out of memory)");
+  }
+  *out = k;
+  return NULL;
+}
+
+static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
+  const Shared* k = ((const Kernel*)kernel)->weights;
+  const OrtValue *a, *as, *bs, *azp;
+  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 0, &a));
+  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 2, &as));
+  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 3, &bs));
+  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 4, &azp));
+  Shape sa, sas, sbs, szp;
+  CHECK(shape_of(a, &sa));
+  CHECK(shape_of(as, &sas));
+  CHECK(shape_of(bs, &sbs));
+  CHECK(shape_of(azp, &szp));
+  if (sa.rank < 1 || sa.dims[sa.rank - 1] != k->w.k) return fail("RowsMatMul: A's last dimension is not the weight's K");
+  const int64_t rows = sa.count / (size_t)k->w.k;
+  if (sas.count != 1 && (int64_t)sas.count != rows) return fail("RowsMatMul: a_scale is neither one nor one per row");
+  if (sbs.count != 1 && (int64_t)sbs.count != k->w.n) return fail("RowsMatMul: b_scale is neither one nor one per column");
+  uint8_t *xa, *zp;
+  float *fas, *fbs, *y;
+  CHECK(data_of(a, (void**)&xa));
+  CHECK(data_of(as, (void**)&fas));
+  CHECK(data_of(bs, (void**)&fbs));
+  CHECK(data_of(azp, (void**)&zp));
+  if (szp.count != 1 || zp[0] != 128) return fail("RowsMatMul: the activation zero point must be 128");
+  int64_t dims[8];
+  memcpy(dims, sa.dims, sizeof(int64_t) * sa.rank);
+  dims[sa.rank - 1] = k->w.n;
+  OrtValue* out;
+  CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, sa.rank, &out));
+  CHECK(data_of(out, (void**)&y));
+  if (rows == 0) return NULL;
+  /* Activations as signed int8 (A - 128), each row zero-padded to k4. */
+  int8_t* q = malloc((size_t)rows * (size_t)k->w.k4);
+  if (!q) return fail("RowsMatMul: out of memory");
+  for (int64_t r = 0; r < rows; r++) {
+    int8_t* dst = q + r * k->w.k4;
+    const uint8_t* src = xa + r * k->w.k;
+    for (int64_t i = 0; i < k->w.k; i++) dst[i] = (int8_t)(src[i] ^ 0x80);
+    for (int64_t i = k->w.k; i < k->w.k4; i++) dst[i] = 0;
+  }
+  rows_gemv(q, rows, &k->w, fas, sas.count != 1, fbs, sbs.count != 1, y);
+  free(q);
+  return NULL;
+}
+
+static void destroy(void* kernel) {
+  Kernel* k = kernel;
+  release(k->weights);
+  free(k);
+}
+
+/* The version-1 entry points: ORT wants them present, and calls the V2 ones when those are set. */
+static void* create_kernel_v1(const OrtCustomOp* op, const OrtApi* a, const OrtKernelInfo* info) {
+  void* k = NULL;
+  return create_kernel(op, a, info, &k) ? NULL : k;
+}
+static void compute_v1(void* kernel, OrtKernelContext* ctx) { (void)compute(kernel, ctx); }
+
+static const char* name_s8(const OrtCustomOp* op) { (void)op; return "RowsMatMulS8"; }
+static const char* name_u8(const OrtCustomOp* op) { (void)op; return "RowsMatMulU8"; }
+static const char* provider(const OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
+static size_t inputs_s8(const OrtCustomOp* op) { (void)op; return 5; }
+static size_t inputs_u8(const OrtCustomOp* op) { (void)op; return 6; }
+static size_t outputs(const OrtCustomOp* op) { (void)op; return 1; }
+static int output_type(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_FLOAT; }
+static int required(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_IO_REQUIRED; }
+static int memory(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_MEM_DEFAULT; }
+
+static int input_type(const OrtCustomOp* op, size_t i) {
+  switch (i) {
+    case 1: return is_unsigned(op) ? ORT_TYPE_UINT8 : ORT_TYPE_INT8;
+    case 2: case 3: return ORT_TYPE_FLOAT;
+    default: return ORT_TYPE_UINT8;  /* A and the zero points */
+  }
+}
+
+#define ROWS_OP(name_fn, inputs_fn)                                                      \
+  {                                                                                      \
+    .version = ORT_CUSTOM_OP_VERSION, .CreateKernel = create_kernel_v1, .GetName = name_fn, \
+    .GetExecutionProviderType = provider, .GetInputType = input_type,                    \
+    .GetInputTypeCount = inputs_fn, .GetOutputType = output_type,                        \
+    .GetOutputTypeCount = outputs, .KernelCompute = compute_v1, .KernelDestroy = destroy, \
+    .GetInputCharacteristic = required, .GetOutputCharacteristic = required,             \
+    .GetInputMemoryType = memory, .CreateKernelV2 = create_kernel,                       \
+    .KernelComputeV2 = compute,                                                          \
+  }
+
+static const OrtCustomOp ops[2] = {ROWS_OP(name_s8, inputs_s8), ROWS_OP(name_u8, inputs_u8)};
+
+static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1]; }
+
+EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* base) {
+  api = base->GetApi(ORT_TABLE_VERSION);
+  if (!api) {  /* an ONNX Runtime older than 1.16: say so with its own (version 1) table */
+    const OrtApi* old = base->GetApi(1);
+    return ort_fn(old, ORT_CreateStatus, OrtCreateStatusFn)(ORT_FAIL, "mrt_bridge kernels need ONNX Runtime 1.16 or later");
+  }
+  OrtCustomOpDomain* domain;
+  CHECK(ort_fn(api, ORT_CreateCustomOpDomain, OrtCreateCustomOpDomainFn)("mrt_bridge", &domain));
+  for (int i = 0; i < 2; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));
+  return ort_fn(api, ORT_AddCustomOpDomain, OrtAddCustomOpDomainFn)(options, domain);
+}

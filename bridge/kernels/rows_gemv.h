@@ -1,0 +1,27 @@
+/* Exact int8 GEMV for a few rows on AVX2: the arithmetic of ORT's MatMulIntegerToFloat in the
+ * rows schemes (onnx_export/precision.py), without MLAS's per-call packing of one row. */
+#ifndef MRT_ROWS_GEMV_H
+#define MRT_ROWS_GEMV_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Weights packed once: columns in blocks of 32, each block K/4 quads of 4 input rows x 32
+ * columns (128 bytes, a column's 4 weights adjacent); K and N padded with zeros. */
+typedef struct {
+  int64_t k, n;          /* logical shape */
+  int64_t k4, n32;       /* padded to multiples of 4 and 32 */
+  int8_t* data;          /* n32 / 32 blocks of k4 * 32 bytes, 64-byte aligned */
+} PackedWeights;
+
+/* Pack w [k][n] (int8, or uint8 around 128 when unsigned_weights). Returns 0, or -1 when a
+ * weight is -128 (its sign cannot be flipped in int8) or memory runs out. */
+int pack_weights(const void* w, int64_t k, int64_t n, int unsigned_weights, PackedWeights* out);
+void free_weights(PackedWeights* w);
+
+/* y[r][n] = (sum_k q[r][k] * w[k][n]) * b_scale[n] * a_scale[r], the sum exact in int32, for
+ * rows q [rows][k4] of int8 in [-128, 127] (zero-padded to k4); y is rows x n floats. A scale
+ * array of one element (``*_per`` 0) applies to every row / column. */
+void rows_gemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
+               const float* b_scale, int b_per_column, float* y);
+
+#endif

@@ -1,0 +1,217 @@
+"""mrt-bridge's AVX2 int8 GEMV kernel as ORT custom operators (bridge/kernels): the library
+builds, the operators compute the rows schemes' MatMulIntegerToFloat exactly, the relabelling
+takes only the nodes they compute, and the engine on them gives ORT's logits.
+
+The operators run on any AVX2 CPU (``MRT_BRIDGE_NATIVE_KERNELS=on``), so these tests run on
+VNNI/AMX machines too, where ``auto`` leaves ORT its own kernels.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from bridge.bench import machine
+from bridge.kernels import build, rows_matmul
+from bridge.runtime import int8_matmul_kernel, native_int8_kernel, session_options
+from onnx_export import precision as P
+from onnx_export.mrt2.export import export_package
+from tests.ci import missing
+from tests.test_precision import FRAMES, conditioning, rows_reference, teacher_forced_logits
+
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.fixture(scope="module")
+def library():
+    if "avx2" not in machine()["isa"]:
+        pytest.skip("the kernel needs AVX2; this CPU has none (the engine keeps ORT's kernels)")
+    if build.compiler() is None:
+        missing("no C compiler (cc/gcc) to build bridge/kernels")
+    return build.build()
+
+
+def _session(model, library) -> ort.InferenceSession:
+    opts = session_options(1)
+    opts.register_custom_ops_library(str(library))
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=CPU)
+
+
+def _rows_model(k: int, n: int, unsigned_weights: bool, seed: int = 0):
+    """x [rows, k] and seq [rows, t, k] through one float weight, passed through to_int8_rows."""
+    w = np.random.default_rng(seed).normal(size=(k, n)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="a"),
+         helper.make_node("MatMul", ["seq", "w"], ["y_seq"], name="b")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", k]),
+         helper.make_tensor_value_info("seq", TensorProto.FLOAT, ["rows", "t", k])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "y_seq")],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return P.to_int8_rows(model, unsigned_weights=unsigned_weights), w
+
+
+def test_library_builds_once_into_its_cache(library, tmp_path):
+    first = build.build(tmp_path)
+    assert first.is_file() and build.build(tmp_path) == first  # the same source version is not rebuilt
+    assert [p.name for p in first.parent.iterdir()] == [build.LIBRARY_NAME]  # no temporary left behind
+
+
+@pytest.mark.parametrize("unsigned_weights", [False, True], ids=["s8", "u8"])
+@pytest.mark.parametrize("k,n", [(64, 48), (70, 100), (3, 7), (256, 32)])
+def test_operator_is_the_exact_rows_arithmetic(library, unsigned_weights, k, n):
+    model, w = _rows_model(k, n, unsigned_weights)
+    assert rows_matmul.relabel(model) == 2
+    assert {nd.op_type for nd in model.graph.node if nd.domain == rows_matmul.DOMAIN} == {
+        rows_matmul.OPS["uint8" if unsigned_weights else "int8"]}
+    session = _session(model, library)
+    plain = ort.InferenceSession(_rows_model(k, n, unsigned_weights)[0].SerializeToString(), providers=CPU)
+    rng = np.random.default_rng(1)
+    for rows in (1, 2, 3, 5):
+        # Row scales 1..1e3 and an all-zero row; activations quantize to the full -127..127.
+        x = rng.normal(size=(rows, k)).astype(np.float32) * np.logspace(0, 3, rows, dtype=np.float32)[:, None]
+        if rows > 1:
+            x[-1] = 0.0
+        seq = rng.normal(size=(rows, 4, k)).astype(np.float32)
+        y, y_seq = session.run(None, {"x": x, "seq": seq})
+        assert y.shape == (rows, n) and y_seq.shape == (rows, 4, n)
+        for got, xin in ((y, x), (y_seq, seq)):
+            np.testing.assert_allclose(got, rows_reference(xin.astype(np.float64), w), rtol=1e-5, atol=1e-4)
+        if unsigned_weights or P.has_int8_dot(machine()["isa"]):  # where ORT's own kernel is exact too
+            assert all(np.array_equal(a, b) for a, b in zip((y, y_seq), plain.run(None, {"x": x, "seq": seq})))
+        if rows > 1:
+            assert not y[-1].any()
+            alone = session.run(["y"], {"x": x[:1], "seq": seq})[0]
+            assert np.array_equal(alone[0], y[0])  # a row's result does not depend on the batch
+
+
+def test_relabel_takes_only_what_the_kernel_computes(library):
+    model, _ = _rows_model(64, 48, unsigned_weights=True)
+    mm = [nd for nd in model.graph.node if nd.op_type == "MatMulIntegerToFloat"]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(127, np.uint8), "zp127"))
+    mm[0].input[5] = "zp127"  # a weight zero point other than 128
+    mm[1].input.append("bias_unused")  # a bias input: not the rows schemes' form
+    assert rows_matmul.relabel(model) == 0
+    assert all(nd.domain != rows_matmul.DOMAIN for nd in model.graph.node)
+    assert not any(o.domain == rows_matmul.DOMAIN for o in model.opset_import)
+
+
+def test_a_weight_that_is_not_constant_is_refused_with_a_clear_error(library):
+    node = helper.make_node("RowsMatMulS8", ["xq", "w", "a_scale", "b_scale", "zp"], ["y"], domain=rows_matmul.DOMAIN)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("xq", TensorProto.UINT8, [1, 8]),
+         helper.make_tensor_value_info("w", TensorProto.INT8, [8, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones(1, np.float32), "a_scale"), numpy_helper.from_array(np.ones(4, np.float32), "b_scale"),
+         numpy_helper.from_array(np.array(128, np.uint8), "zp")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(rows_matmul.DOMAIN, 1)])
+    with pytest.raises(Exception, match="must be a constant initializer"):
+        _session(model, library)
+
+
+def test_the_switch_decides_where_the_kernel_runs(library, monkeypatch, caplog):
+    vnni, avx2 = ["avx2", "fma", "avx512_vnni"], ["avx2", "fma"]
+    expect = {"auto": (False, True), "on": (True, True), "off": (False, False)}
+    for value, (on_vnni, on_avx2) in expect.items():
+        monkeypatch.setenv(rows_matmul.ENV_SWITCH, value)
+        assert (rows_matmul.usable(vnni), rows_matmul.usable(avx2), rows_matmul.usable([])) == (on_vnni, on_avx2, False)
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "fast")
+    with caplog.at_level(logging.WARNING, logger="bridge.kernels.rows_matmul"):
+        assert rows_matmul.usable(avx2)  # read as auto, said once
+    assert any("MRT_BRIDGE_NATIVE_KERNELS='fast'" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
+    assert native_int8_kernel(CPU) == rows_matmul.KERNEL
+    assert native_int8_kernel(["CUDAExecutionProvider", *CPU]) is None
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "off")
+    assert native_int8_kernel(CPU) is None
+
+
+@pytest.fixture(scope="module")
+def int8_packages(tiny_checkpoint, tmp_path_factory) -> dict:
+    return {scheme: export_package(tiny_checkpoint, "tiny", tmp_path_factory.mktemp(scheme) / "pkg",
+                                   precision="int8", int8_scheme=scheme, progress=False)
+            for scheme in ("rows", "rows_u8", "blocks")}
+
+
+@pytest.mark.parametrize("num_cfgs", [0, 2], ids=["unguided", "guided"])
+def test_engine_on_the_kernel_gives_orts_logits(library, int8_packages, monkeypatch, caplog, num_cfgs):
+    """Teacher-forced logits of the tiny int8 model: rows_u8 on the kernel vs on ORT's exact
+    u8 x u8 kernel; rows (int8 weights; ORT's u8 x s8 kernel saturates on AVX2) on the kernel
+    vs rows_u8: the two schemes store the same quantized weights."""
+    cond = conditioning(FRAMES)
+    teacher = np.random.default_rng(3).integers(0, 1024, (FRAMES, 12))
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "off")
+    ort_u8 = teacher_forced_logits(int8_packages["rows_u8"], cond, teacher, num_cfgs)
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
+    with caplog.at_level(logging.INFO, logger="bridge.runtime"):
+        native_u8 = teacher_forced_logits(int8_packages["rows_u8"], cond, teacher, num_cfgs)
+        native_s8 = teacher_forced_logits(int8_packages["rows"], cond, teacher, num_cfgs)
+    relabelled = [r.getMessage() for r in caplog.records if f"on the {rows_matmul.KERNEL} kernel" in r.getMessage()]
+    assert any(m.startswith("temporal.onnx") for m in relabelled) and any(m.startswith("depth.onnx") for m in relabelled)
+    # The same integer sums, scaled in ORT's order: the same logits bit for bit.
+    assert np.array_equal(native_u8, ort_u8)
+    assert np.array_equal(native_s8, native_u8)
+
+
+def test_which_kernel_runs_a_package(int8_packages, tiny_package, monkeypatch):
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
+    from bridge.package import load_package
+
+    native = rows_matmul.KERNEL if "avx2" in machine()["isa"] and build.compiler() else "onnxruntime"
+    assert int8_matmul_kernel(load_package(int8_packages["rows"]), CPU) == native
+    assert int8_matmul_kernel(load_package(int8_packages["blocks"]), CPU) == "onnxruntime"  # MatMulNBits
+    assert int8_matmul_kernel(load_package(tiny_package), CPU) is None  # fp32
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "off")
+    assert int8_matmul_kernel(load_package(int8_packages["rows"]), CPU) == "onnxruntime"
+
+
+def test_relabelled_graphs_are_cached_per_source_file(library, tmp_path, monkeypatch):
+    import onnx
+
+    model, _ = _rows_model(64, 48, unsigned_weights=False)
+    source = tmp_path / "g.onnx"
+    onnx.save(model, str(source))
+    target, count = rows_matmul.relabelled_graph(source)
+    assert count == 2 and target.name == "g.onnx" and target.parent != tmp_path
+    assert {n.op_type for n in onnx.load(str(target)).graph.node} >= {rows_matmul.OPS["int8"]}
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(onnx, "load", no_parse)
+    assert rows_matmul.relabelled_graph(source) == (target, 2)  # from the cache, not parsed again
+    monkeypatch.undo()
+    plain = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(plain, str(source))  # the same path rewritten: a new entry, nothing to relabel
+    assert rows_matmul.relabelled_graph(source) is None
+    monkeypatch.setattr(onnx, "load", no_parse)
+    assert rows_matmul.relabelled_graph(source) is None  # remembered, not parsed again
+
+
+def test_a_relabelled_graph_that_fails_to_load_falls_back_to_orts_kernels(library, tmp_path, monkeypatch, caplog):
+    import onnx
+
+    from bridge.runtime import make_session
+
+    model, _ = _rows_model(64, 48, unsigned_weights=True)
+    source = tmp_path / "g.onnx"
+    onnx.save(model, str(source))
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
+    target, _ = rows_matmul.relabelled_graph(source)
+    target.write_bytes(b"not a model")  # a damaged cache entry
+    with caplog.at_level(logging.WARNING, logger="bridge.runtime"):
+        session = make_session(source, CPU, threads=1)
+    assert any("kernel is not used" in r.getMessage() and "g.onnx" in r.getMessage() for r in caplog.records)
+    x = np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32)
+    assert session.run(["y"], {"x": x, "seq": x[:, None]})[0].shape == (2, 48)
+    assert not target.exists()  # dropped: the next start makes it again
+    make_session(source, CPU, threads=1)
+    assert onnx.load(str(target)).graph.node  # repaired
