@@ -1,8 +1,9 @@
 """Build the native kernels' shared library once per source version, with the system C compiler.
 
 The library is cached in the project's cache (``bridge.synthetic.cache_dir``), under
-``kernels/<hash of sources, compiler and flags>/``, and written atomically, so concurrent processes and an interrupted build never leave a broken
-file. ``scripts/setup.sh`` builds it; a process that finds none builds it on first use.
+``kernels/<hash of sources, compiler and flags>/``, and written atomically, so concurrent
+processes and an interrupted build never leave a broken file. ``scripts/setup.sh`` builds it;
+a process that finds none builds it on first use.
 """
 
 from __future__ import annotations
