@@ -82,10 +82,12 @@ def native_int8_kernel(providers: list[str]) -> str | None:
 def int8_matmul_kernel(package: Package, providers: list[str]) -> str | None:
     """What runs ``package``'s int8 MatMuls here: the native kernel's name, ``onnxruntime``, or
     None for a package without int8 MatMuls."""
+    from onnx_export.precision import ROWS_SCHEMES
+
     scheme = package.int8_scheme
     if scheme is None:
         return None
-    native = native_int8_kernel(providers) if scheme in ("rows", "rows_u8") else None
+    native = native_int8_kernel(providers) if scheme in ROWS_SCHEMES else None
     return native or "onnxruntime"
 
 

@@ -81,7 +81,8 @@ FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "SimplifiedLayerNormalization
                   "TopK", "ArgMax", "Where", "GreaterOrEqual", "Tanh"]
 
 
-INT8_SCHEMES = ("rows", "rows_u8", "blocks")
+ROWS_SCHEMES = ("rows", "rows_u8")  # MatMulIntegerToFloat per activation row (to_int8_rows)
+INT8_SCHEMES = (*ROWS_SCHEMES, "blocks")
 
 
 def has_int8_dot(isa: list[str]) -> bool:

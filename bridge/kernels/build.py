@@ -13,7 +13,8 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -54,19 +55,25 @@ def build(out_dir: Path | None = None) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
-    os.close(fd)
-    try:
-        cmd = [cc, *CFLAGS, "-o", tmp, *(str(HERE / s) for s in SOURCES)]
+    with replacing(target) as tmp:
+        cmd = [cc, *CFLAGS, "-o", str(tmp), *(str(HERE / s) for s in SOURCES)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     log.info("built native kernels: %s", target)
     return target
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` for the caller to write; renamed onto ``target`` when
+    the block ends normally, removed if it raises (so ``target`` is never half-written)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @cache

@@ -64,7 +64,8 @@ def relabel(model: onnx.ModelProto) -> int:
 
     def scalar_128(name: str) -> bool:
         t = inits.get(name)
-        return t is not None and numpy_helper.to_array(t).size == 1 and int(numpy_helper.to_array(t).reshape(-1)[0]) == 128
+        values = numpy_helper.to_array(t).reshape(-1) if t is not None else ()
+        return len(values) == 1 and int(values[0]) == 128
 
     count = 0
     for node in model.graph.node:
@@ -113,18 +114,11 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
     count = relabel(model)
     folder.mkdir(parents=True, exist_ok=True)
     if count:
-        _atomic_write(target, model.SerializeToString())
-    _atomic_write(record, json.dumps({"source": str(path.resolve()), "count": count}).encode())
+        with build.replacing(target) as tmp:
+            tmp.write_bytes(model.SerializeToString())
+    with build.replacing(record) as tmp:
+        tmp.write_text(json.dumps({"source": str(path.resolve()), "count": count}))
     return (target, count) if count else None
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def library() -> Path | None:
