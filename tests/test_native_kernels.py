@@ -1,6 +1,7 @@
 """mrt-bridge's AVX2 int8 GEMV kernel as ORT custom operators (bridge/kernels): the library
-builds, the operators compute the rows schemes' MatMulIntegerToFloat exactly, the relabelling
-takes only the nodes they compute, and the engine on them gives ORT's logits.
+builds, the operators compute the rows schemes' MatMulIntegerToFloat exactly (and, fused, the
+activation quantization before it bit for bit), the relabelling takes only the nodes they
+compute, and the engine on them gives ORT's logits.
 
 The operators run on any AVX2 CPU (``MRT_BRIDGE_NATIVE_KERNELS=on``), so these tests run on
 VNNI/AMX machines too, where ``auto`` leaves ORT its own kernels.
@@ -65,11 +66,14 @@ def test_library_builds_once_into_its_cache(library, tmp_path):
 @pytest.mark.parametrize("unsigned_weights", [False, True], ids=["s8", "u8"])
 @pytest.mark.parametrize("k,n", [(64, 48), (70, 100), (3, 7), (256, 32)])
 def test_operator_is_the_exact_rows_arithmetic(library, unsigned_weights, k, n):
+    weight = "uint8" if unsigned_weights else "int8"
     model, w = _rows_model(k, n, unsigned_weights)
-    assert rows_matmul.relabel(model) == 2
-    assert {nd.op_type for nd in model.graph.node if nd.domain == rows_matmul.DOMAIN} == {
-        rows_matmul.OPS["uint8" if unsigned_weights else "int8"]}
-    session = _session(model, library)
+    unfused = _rows_model(k, n, unsigned_weights)[0]
+    assert rows_matmul.relabel(model) == 2 and rows_matmul.relabel(unfused, fuse=False) == 2
+    # Fused: the quantization ops and the flatten / unflatten Reshapes of the 3-D input are gone.
+    assert [nd.op_type for nd in model.graph.node] == [rows_matmul.QUANT_OPS[weight]] * 2
+    assert {nd.op_type for nd in unfused.graph.node if nd.domain == rows_matmul.DOMAIN} == {rows_matmul.OPS[weight]}
+    session, separate = _session(model, library), _session(unfused, library)
     plain = ort.InferenceSession(_rows_model(k, n, unsigned_weights)[0].SerializeToString(), providers=CPU)
     rng = np.random.default_rng(1)
     for rows in (1, 2, 3, 5):
@@ -78,16 +82,53 @@ def test_operator_is_the_exact_rows_arithmetic(library, unsigned_weights, k, n):
         if rows > 1:
             x[-1] = 0.0
         seq = rng.normal(size=(rows, 4, k)).astype(np.float32)
-        y, y_seq = session.run(None, {"x": x, "seq": seq})
+        feeds = {"x": x, "seq": seq}
+        y, y_seq = session.run(None, feeds)
         assert y.shape == (rows, n) and y_seq.shape == (rows, 4, n)
         for got, xin in ((y, x), (y_seq, seq)):
             np.testing.assert_allclose(got, rows_reference(xin.astype(np.float64), w), rtol=1e-5, atol=1e-4)
+        # The fused quantization rounds as ORT's QuantizeLinear: the same bits as the graph ops.
+        assert all(np.array_equal(a, b) for a, b in zip((y, y_seq), separate.run(None, feeds)))
         if unsigned_weights or P.has_int8_dot(machine()["isa"]):  # where ORT's own kernel is exact too
-            assert all(np.array_equal(a, b) for a, b in zip((y, y_seq), plain.run(None, {"x": x, "seq": seq})))
+            assert all(np.array_equal(a, b) for a, b in zip((y, y_seq), plain.run(None, feeds)))
         if rows > 1:
             assert not y[-1].any()
             alone = session.run(["y"], {"x": x[:1], "seq": seq})[0]
             assert np.array_equal(alone[0], y[0])  # a row's result does not depend on the batch
+
+
+def test_quantization_ties_round_to_even_as_ort_does(library):
+    """Activations on exact halves of a quantization step (x / s = m + 0.5) and on the clamp."""
+    k = 16
+    model, _ = _rows_model(k, 8, unsigned_weights=True)
+    rows_matmul.relabel(model)
+    session = _session(model, library)
+    plain = ort.InferenceSession(_rows_model(k, 8, unsigned_weights=True)[0].SerializeToString(), providers=CPU)
+    halves = np.array([[127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 3.5, -3.5, 64.5, -64.5, 0.0, 1e-8, -127.0]],
+                      np.float32)
+    for x in (halves, halves * 3.0, halves[:, ::-1].copy()):
+        feeds = {"x": x, "seq": x[:, None, :]}
+        assert all(np.array_equal(a, b) for a, b in zip(session.run(None, feeds), plain.run(None, feeds)))
+
+
+def test_fusion_takes_only_the_rows_quantization(library):
+    """Another scale constant is not what the fused operator computes: the MatMuls stay
+    unfused (and exact); an activation used elsewhere keeps its ops for that use."""
+    model, _ = _rows_model(64, 48, unsigned_weights=True)
+    eps = next(i for i in model.graph.initializer if i.name == "int8_rows/eps")
+    eps.CopyFrom(numpy_helper.from_array(np.array(1e-20, np.float32), "int8_rows/eps"))
+    assert rows_matmul.relabel(model) == 2
+    assert {nd.op_type for nd in model.graph.node if nd.domain == rows_matmul.DOMAIN} == {rows_matmul.OPS["uint8"]}
+    assert any(nd.op_type == "QuantizeLinear" for nd in model.graph.node)
+
+    model, _ = _rows_model(64, 48, unsigned_weights=True)
+    scale = next(nd.output[0] for nd in model.graph.node if nd.op_type == "Mul")
+    model.graph.output.append(helper.make_tensor_value_info(scale, TensorProto.FLOAT, None))
+    assert rows_matmul.relabel(model) == 2
+    assert [nd.op_type for nd in model.graph.node].count(rows_matmul.QUANT_OPS["uint8"]) == 2
+    x = np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32)
+    out = _session(model, library).run(None, {"x": x, "seq": x[:, None, :]})
+    np.testing.assert_array_equal(out[2], np.abs(x).max(axis=1) * np.float32(1 / 127))  # still computed
 
 
 def test_relabel_takes_only_what_the_kernel_computes(library):
@@ -179,7 +220,7 @@ def test_relabelled_graphs_are_cached_per_source_file(library, tmp_path, monkeyp
     onnx.save(model, str(source))
     target, count = rows_matmul.relabelled_graph(source)
     assert count == 2 and target.name == "g.onnx" and target.parent != tmp_path
-    assert {n.op_type for n in onnx.load(str(target)).graph.node} >= {rows_matmul.OPS["int8"]}
+    assert {n.op_type for n in onnx.load(str(target)).graph.node} == {rows_matmul.QUANT_OPS["int8"]}
 
     def no_parse(*args, **kwargs):
         raise AssertionError("parsed again")

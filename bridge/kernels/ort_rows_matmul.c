@@ -1,10 +1,16 @@
-/* ORT custom operators RowsMatMulS8 / RowsMatMulU8 (domain mrt_bridge): MatMulIntegerToFloat
- * as the rows schemes use it (onnx_export/precision.py), on the exact AVX2 GEMV of rows_gemv.c.
+/* ORT custom operators (domain mrt_bridge) for the rows schemes' int8 MatMuls
+ * (onnx_export/precision.py), on the exact AVX2 GEMV of rows_gemv.c.
  *
+ * RowsMatMulS8 / RowsMatMulU8: MatMulIntegerToFloat as the rows schemes use it.
  *   A  uint8 [..., K], zero point 128 (input 4)     one quantized activation row per leading index
  *   B  int8 [K, N] (S8) or uint8 around 128 (U8, zero point input 5), a constant initializer
  *   a_scale float, one per row or one;  b_scale float [N] or one
  *   Y  float [..., N] = (sum_k (A - 128)[row][k] * (B - zp)[k][n]) * b_scale[n] * a_scale[row]
+ *
+ * RowsQuantMatMulS8 / RowsQuantMatMulU8: the same with the activation's quantization in it.
+ *   X  float [..., K], quantized per row as the rows schemes' graph ops do (quantize_rows)
+ *   B, b_scale (inputs 1, 2) and, for U8, B's zero point 128 (input 3) as above
+ *   Y  float [..., N], bit for bit what the graph's quantization ops + RowsMatMul compute
  *
  * B is packed when ORT creates the kernel, once per initializer: the depth decoder's twelve
  * levels share their layers' weights, and one packed copy keeps them in cache between levels. */
@@ -118,35 +124,40 @@ static OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* unused, con
   return NULL;
 }
 
+static OrtStatus* input(OrtKernelContext* ctx, size_t i, const OrtValue** v, Shape* s, void** data) {
+  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, i, v));
+  CHECK(shape_of(*v, s));
+  return data_of(*v, data);
+}
+
+/* Rows of the activation ``sa`` (last dimension K) and Y, shaped as it with N columns. */
+static OrtStatus* output_rows(OrtKernelContext* ctx, const PackedWeights* w, const Shape* sa, const Shape* sbs,
+                              int64_t* rows, float** y) {
+  if (sa->rank < 1 || sa->dims[sa->rank - 1] != w->k) return fail("RowsMatMul: A's last dimension is not the weight's K");
+  if (sbs->count != 1 && (int64_t)sbs->count != w->n) return fail("RowsMatMul: b_scale is neither one nor one per column");
+  *rows = sa->count / (size_t)w->k;
+  int64_t dims[8];
+  memcpy(dims, sa->dims, sizeof(int64_t) * sa->rank);
+  dims[sa->rank - 1] = w->n;
+  OrtValue* out;
+  CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, sa->rank, &out));
+  return data_of(out, (void**)y);
+}
+
 static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
   const Shared* k = ((const Kernel*)kernel)->weights;
   const OrtValue *a, *as, *bs, *azp;
-  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 0, &a));
-  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 2, &as));
-  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 3, &bs));
-  CHECK(ort_fn(api, ORT_KernelContext_GetInput, OrtKernelContextGetInputFn)(ctx, 4, &azp));
   Shape sa, sas, sbs, szp;
-  CHECK(shape_of(a, &sa));
-  CHECK(shape_of(as, &sas));
-  CHECK(shape_of(bs, &sbs));
-  CHECK(shape_of(azp, &szp));
-  if (sa.rank < 1 || sa.dims[sa.rank - 1] != k->w.k) return fail("RowsMatMul: A's last dimension is not the weight's K");
-  const int64_t rows = sa.count / (size_t)k->w.k;
-  if (sas.count != 1 && (int64_t)sas.count != rows) return fail("RowsMatMul: a_scale is neither one nor one per row");
-  if (sbs.count != 1 && (int64_t)sbs.count != k->w.n) return fail("RowsMatMul: b_scale is neither one nor one per column");
   uint8_t *xa, *zp;
   float *fas, *fbs, *y;
-  CHECK(data_of(a, (void**)&xa));
-  CHECK(data_of(as, (void**)&fas));
-  CHECK(data_of(bs, (void**)&fbs));
-  CHECK(data_of(azp, (void**)&zp));
+  int64_t rows;
+  CHECK(input(ctx, 0, &a, &sa, (void**)&xa));
+  CHECK(input(ctx, 2, &as, &sas, (void**)&fas));
+  CHECK(input(ctx, 3, &bs, &sbs, (void**)&fbs));
+  CHECK(input(ctx, 4, &azp, &szp, (void**)&zp));
   if (szp.count != 1 || zp[0] != 128) return fail("RowsMatMul: the activation zero point must be 128");
-  int64_t dims[8];
-  memcpy(dims, sa.dims, sizeof(int64_t) * sa.rank);
-  dims[sa.rank - 1] = k->w.n;
-  OrtValue* out;
-  CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, sa.rank, &out));
-  CHECK(data_of(out, (void**)&y));
+  CHECK(output_rows(ctx, &k->w, &sa, &sbs, &rows, &y));
+  if (sas.count != 1 && (int64_t)sas.count != rows) return fail("RowsMatMul: a_scale is neither one nor one per row");
   if (rows == 0) return NULL;
   /* Activations as signed int8 (A - 128), each row zero-padded to k4. */
   int8_t* q = malloc((size_t)rows * (size_t)k->w.k4);
@@ -162,6 +173,25 @@ static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
   return NULL;
 }
 
+static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
+  const Shared* k = ((const Kernel*)kernel)->weights;
+  const OrtValue *x, *bs;
+  Shape sx, sbs;
+  float *fx, *fbs, *y;
+  int64_t rows;
+  CHECK(input(ctx, 0, &x, &sx, (void**)&fx));
+  CHECK(input(ctx, 2, &bs, &sbs, (void**)&fbs));
+  CHECK(output_rows(ctx, &k->w, &sx, &sbs, &rows, &y));
+  if (rows == 0) return NULL;
+  float* scales = malloc((size_t)rows * (sizeof(float) + (size_t)k->w.k4));  /* rows scales, then rows x k4 int8 */
+  if (!scales) return fail("RowsMatMul: out of memory");
+  int8_t* q = (int8_t*)(scales + rows);
+  quantize_rows(fx, rows, k->w.k, k->w.k4, q, scales);
+  rows_gemv(q, rows, &k->w, scales, 1, fbs, sbs.count != 1, y);
+  free(scales);
+  return NULL;
+}
+
 static void destroy(void* kernel) {
   Kernel* k = kernel;
   release(k->weights);
@@ -174,12 +204,17 @@ static void* create_kernel_v1(const OrtCustomOp* op, const OrtApi* a, const OrtK
   return create_kernel(op, a, info, &k) ? NULL : k;
 }
 static void compute_v1(void* kernel, OrtKernelContext* ctx) { (void)compute(kernel, ctx); }
+static void compute_quant_v1(void* kernel, OrtKernelContext* ctx) { (void)compute_quant(kernel, ctx); }
 
 static const char* name_s8(const OrtCustomOp* op) { (void)op; return "RowsMatMulS8"; }
 static const char* name_u8(const OrtCustomOp* op) { (void)op; return "RowsMatMulU8"; }
+static const char* name_quant_s8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulS8"; }
+static const char* name_quant_u8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulU8"; }
 static const char* provider(const OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
 static size_t inputs_s8(const OrtCustomOp* op) { (void)op; return 5; }
 static size_t inputs_u8(const OrtCustomOp* op) { (void)op; return 6; }
+static size_t inputs_quant_s8(const OrtCustomOp* op) { (void)op; return 3; }
+static size_t inputs_quant_u8(const OrtCustomOp* op) { (void)op; return 4; }
 static size_t outputs(const OrtCustomOp* op) { (void)op; return 1; }
 static int output_type(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_FLOAT; }
 static int required(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_IO_REQUIRED; }
@@ -193,20 +228,33 @@ static int input_type(const OrtCustomOp* op, size_t i) {
   }
 }
 
-#define ROWS_OP(name_fn, inputs_fn)                                                      \
+static int input_type_quant(const OrtCustomOp* op, size_t i) {
+  switch (i) {
+    case 1: return is_unsigned(op) ? ORT_TYPE_UINT8 : ORT_TYPE_INT8;
+    case 3: return ORT_TYPE_UINT8;  /* B's zero point */
+    default: return ORT_TYPE_FLOAT;  /* X and b_scale */
+  }
+}
+
+#define ROWS_OP(name_fn, inputs_fn, type_fn, compute_fn, compute_v1_fn)                 \
   {                                                                                      \
     .version = ORT_CUSTOM_OP_VERSION, .CreateKernel = create_kernel_v1, .GetName = name_fn, \
-    .GetExecutionProviderType = provider, .GetInputType = input_type,                    \
+    .GetExecutionProviderType = provider, .GetInputType = type_fn,                       \
     .GetInputTypeCount = inputs_fn, .GetOutputType = output_type,                        \
-    .GetOutputTypeCount = outputs, .KernelCompute = compute_v1, .KernelDestroy = destroy, \
+    .GetOutputTypeCount = outputs, .KernelCompute = compute_v1_fn, .KernelDestroy = destroy, \
     .GetInputCharacteristic = required, .GetOutputCharacteristic = required,             \
     .GetInputMemoryType = memory, .CreateKernelV2 = create_kernel,                       \
-    .KernelComputeV2 = compute,                                                          \
+    .KernelComputeV2 = compute_fn,                                                       \
   }
 
-static const OrtCustomOp ops[2] = {ROWS_OP(name_s8, inputs_s8), ROWS_OP(name_u8, inputs_u8)};
+static const OrtCustomOp ops[4] = {
+    ROWS_OP(name_s8, inputs_s8, input_type, compute, compute_v1),
+    ROWS_OP(name_u8, inputs_u8, input_type, compute, compute_v1),
+    ROWS_OP(name_quant_s8, inputs_quant_s8, input_type_quant, compute_quant, compute_quant_v1),
+    ROWS_OP(name_quant_u8, inputs_quant_u8, input_type_quant, compute_quant, compute_quant_v1),
+};
 
-static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1]; }
+static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1] || op == &ops[3]; }
 
 EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* base) {
   api = base->GetApi(ORT_TABLE_VERSION);
@@ -216,6 +264,6 @@ EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase
   }
   OrtCustomOpDomain* domain;
   CHECK(ort_fn(api, ORT_CreateCustomOpDomain, OrtCreateCustomOpDomainFn)("mrt_bridge", &domain));
-  for (int i = 0; i < 2; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));
+  for (int i = 0; i < 4; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));
   return ort_fn(api, ORT_AddCustomOpDomain, OrtAddCustomOpDomainFn)(options, domain);
 }

@@ -67,6 +67,44 @@ static inline __attribute__((always_inline)) void dot(const int32_t* const x[2],
   }
 }
 
+void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* q, float* scale) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+  const float inv127 = (float)(1.0 / 127.0), eps = 1e-30f;  /* the graph's constants, rounded as numpy does */
+  for (int64_t r = 0; r < rows; r++) {
+    const float* src = x + r * k;
+    int8_t* dst = q + r * k4;
+    __m256 vmax = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(src + i), magnitude));
+    float lanes[8], amax = 0.0f;
+    _mm256_storeu_ps(lanes, vmax);
+    for (int j = 0; j < 8; j++) amax = lanes[j] > amax ? lanes[j] : amax;
+    for (; i < k; i++) {
+      const float a = src[i] < 0.0f ? -src[i] : src[i];
+      amax = a > amax ? a : amax;
+    }
+    const float s = (amax > eps ? amax : eps) * inv127;
+    scale[r] = s;
+    /* x / s (a division, as MLAS's QuantizeLinear), clamped to [-128, 127], rounded half to
+     * even (the default MXCSR mode). */
+    const __m256 vs = _mm256_set1_ps(s);
+    for (i = 0; i + 8 <= k; i += 8) {
+      const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(_mm256_loadu_ps(src + i), vs), lo), hi);
+      const __m256i i32 = _mm256_cvtps_epi32(v);
+      const __m256i i16 = _mm256_packs_epi32(i32, i32);  /* per 128-bit lane */
+      const __m256i i8 = _mm256_packs_epi16(i16, i16);    /* bytes 0-3: lane 0, 16-19: lane 1 */
+      const __m128i d = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(i8, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0)));
+      _mm_storel_epi64((__m128i*)(dst + i), d);
+    }
+    for (; i < k; i++) {
+      const float v = src[i] / s;
+      dst[i] = (int8_t)_mm_cvtss_si32(_mm_set_ss(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v));
+    }
+    for (; i < k4; i++) dst[i] = 0;
+  }
+}
+
 void rows_gemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
                const float* b_scale, int b_per_column, float* y) {
   const int64_t quads = w->k4 / 4;
