@@ -212,7 +212,7 @@ def test_which_kernel_runs_a_package(int8_packages, tiny_package, monkeypatch):
     assert int8_matmul_kernel(load_package(int8_packages["rows"]), CPU) == "onnxruntime"
 
 
-def test_relabelled_graphs_are_cached_per_source_file(library, tmp_path, monkeypatch):
+def test_relabelled_graphs_are_cached_per_source_file_and_stale_copies_dropped(library, tmp_path, monkeypatch):
     import onnx
 
     model, _ = _rows_model(64, 48, unsigned_weights=False)
@@ -228,11 +228,17 @@ def test_relabelled_graphs_are_cached_per_source_file(library, tmp_path, monkeyp
     monkeypatch.setattr(onnx, "load", no_parse)
     assert rows_matmul.relabelled_graph(source) == (target, 2)  # from the cache, not parsed again
     monkeypatch.undo()
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    other_target, _ = rows_matmul.relabelled_graph(other)
+    other.unlink()  # a package removed: its copy is of no use any more
     plain = helper.make_model(helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]), opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(plain, str(source))  # the same path rewritten: a new entry, nothing to relabel
     assert rows_matmul.relabelled_graph(source) is None
+    # Making the new entry dropped the stale copies: the old version's and the removed file's.
+    assert not target.parent.exists() and not other_target.parent.exists()
     monkeypatch.setattr(onnx, "load", no_parse)
     assert rows_matmul.relabelled_graph(source) is None  # remembered, not parsed again
 

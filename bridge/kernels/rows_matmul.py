@@ -252,7 +252,27 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
             tmp.write_bytes(model.SerializeToString())
     with build.replacing(record) as tmp:
         tmp.write_text(json.dumps({"source": str(path.resolve()), "count": count}))
+    _prune(folder.parent, str(path.resolve()), folder)
     return (target, count) if count else None
+
+
+def _prune(graphs: Path, source: str, keep: Path) -> None:
+    """Remove the cached copies that no session can load any more: those of ``source`` made
+    from an earlier version of it (or by an earlier relabel FORMAT), and those whose source file
+    is gone. Each is some hundred MB; a process still running on one has it open already."""
+    import json
+    import shutil
+
+    for folder in graphs.iterdir():
+        if folder == keep or not folder.is_dir():
+            continue
+        try:
+            made_from = json.loads((folder / "relabelled.json").read_text())["source"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written by another process, or not ours: leave it
+        if made_from == source or not Path(made_from).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("dropped a stale relabelled graph of %s from the cache", made_from)
 
 
 def library() -> Path | None:
