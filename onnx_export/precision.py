@@ -83,6 +83,10 @@ FP16_KEEP_FP32 = ["Softmax", "LayerNormalization", "SimplifiedLayerNormalization
 
 ROWS_SCHEMES = ("rows", "rows_u8")  # MatMulIntegerToFloat per activation row (to_int8_rows)
 INT8_SCHEMES = (*ROWS_SCHEMES, "blocks")
+# to_int8_rows' activation scale, max(max|x|, ROWS_EPS) * ROWS_INV127 per row; bridge/kernels
+# matches these constants to fuse that quantization (rows_matmul.fuse_quantization).
+ROWS_EPS = 1e-30
+ROWS_INV127 = 1.0 / 127.0
 
 
 def has_int8_dot(isa: list[str]) -> bool:
@@ -201,8 +205,8 @@ def to_int8_rows(model: onnx.ModelProto, unsigned_weights: bool = False) -> onnx
     inits = {i.name: i for i in graph.initializer}
     shapes = _value_shapes(model)
     consts = {
-        "int8_rows/eps": np.array(1e-30, np.float32),
-        "int8_rows/inv127": np.array(1.0 / 127.0, np.float32),
+        "int8_rows/eps": np.array(ROWS_EPS, np.float32),
+        "int8_rows/inv127": np.array(ROWS_INV127, np.float32),
         "int8_rows/c128": np.array(128.0, np.float32),
         "int8_rows/zp128": np.array(128, np.uint8),
         "int8_rows/last_axis": np.array([-1], np.int64),

@@ -97,12 +97,6 @@ def relabel(model: onnx.ModelProto, fuse: bool = True) -> int:
     return len(relabelled)
 
 
-# The rows schemes' quantization constants (to_int8_rows), which quantize_rows in rows_gemv.c
-# applies: a scale is max(amax, EPS) * INV127.
-EPS = 1e-30
-INV127 = 1.0 / 127.0
-
-
 def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> int:
     """Turn each RowsMatMul of ``nodes`` whose activation is quantized by ``to_int8_rows``'s ops
     into the RowsQuantMatMul that quantizes it itself, and drop the ops no longer used::
@@ -117,6 +111,8 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
     import numpy as np
     from onnx import TensorProto, numpy_helper
     from onnx.helper import get_attribute_value
+
+    from onnx_export.precision import ROWS_EPS, ROWS_INV127  # what quantize_rows in rows_gemv.c applies
 
     graph = model.graph
     if any(a.type in (a.GRAPH, a.GRAPHS) for n in graph.node for a in n.attribute):
@@ -155,8 +151,8 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
         if q is None or unsq is None or attr(q, "axis", 1) != 0 or len(q.input) != 3 or unsq.input[0] != q.input[1]:
             return None
         mul = made_by(q.input[1], "Mul")
-        mx = made_by(mul.input[0], "Max") if mul is not None and is_const(mul.input[1], INV127, np.float32) else None
-        rm = made_by(mx.input[0], "ReduceMax") if mx is not None and is_const(mx.input[1], EPS, np.float32) else None
+        mx = made_by(mul.input[0], "Max") if mul is not None and is_const(mul.input[1], ROWS_INV127, np.float32) else None
+        rm = made_by(mx.input[0], "ReduceMax") if mx is not None and is_const(mx.input[1], ROWS_EPS, np.float32) else None
         if rm is None or attr(rm, "keepdims", 1) != 0:
             return None
         axes = list(attr(rm, "axes", [])) if len(rm.input) < 2 else ints(rm.input[1])
@@ -232,8 +228,8 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
 
     from ..synthetic import cache_dir
 
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FORMAT}".encode()).hexdigest()[:20]
+    stat, source = path.stat(), str(path.resolve())
+    key = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}|{FORMAT}".encode()).hexdigest()[:20]
     folder = cache_dir() / "graphs" / key
     target, record = folder / path.name, folder / "relabelled.json"
     try:
@@ -251,8 +247,8 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
         with build.replacing(target) as tmp:
             tmp.write_bytes(model.SerializeToString())
     with build.replacing(record) as tmp:
-        tmp.write_text(json.dumps({"source": str(path.resolve()), "count": count}))
-    _prune(folder.parent, str(path.resolve()), folder)
+        tmp.write_text(json.dumps({"source": source, "count": count}))
+    _prune(folder.parent, source, folder)
     return (target, count) if count else None
 
 
