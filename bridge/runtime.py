@@ -152,8 +152,8 @@ def session_options(threads: int | None = None, spin: bool = False) -> ort.Sessi
 
 def make_session(path: Path, providers: list[str], threads: int | None = None,
                  spin: bool = False) -> ort.InferenceSession:
-    """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls on the native
-    kernel where ``native_int8_kernel`` says so (from a relabelled copy of the graph), else, or
+    """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls and int8 codec
+    ELUs on the native kernels where ``native_int8_kernel`` says so (from a relabelled copy of the graph), else, or
     if that copy cannot be made or loaded (logged), on ORT's kernels."""
     if native_int8_kernel(providers):
         from .kernels import rows_matmul
@@ -166,7 +166,7 @@ def make_session(path: Path, providers: list[str], threads: int | None = None,
                 opts = session_options(threads, spin)
                 opts.register_custom_ops_library(str(rows_matmul.library()))
                 session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
-                log.info("%s: %d int8 MatMuls on the %s kernel", source.name, count, rows_matmul.KERNEL)
+                log.info("%s: %d operators on the %s kernels", source.name, count, rows_matmul.KERNEL)
                 return session
         except Exception as exc:  # ORT raises several private exception types
             if relabelled is not None:  # made again on the next start, in case it was damaged

@@ -5,7 +5,7 @@ every weight MatMul as ORT ``MatMulIntegerToFloat``: uint8 activations around 12
 int8 (or uint8 around 128) weights, exact int32 sums scaled by row x column scales. On AVX2
 without int8 dot products ORT runs these 1-3 row GEMVs far below the core's read bandwidth
 (its u8 x u8 path widens every weight to int16; its u8 x s8 path saturates). The custom
-operators ``RowsMatMulS8`` / ``RowsMatMulU8`` (ort_rows_matmul.c) take the same inputs and
+operators ``RowsMatMulS8`` / ``RowsMatMulU8`` (ort_ops.c) take the same inputs and
 compute the same sums exactly, from weights packed once per session; ``RowsQuantMatMulS8`` /
 ``RowsQuantMatMulU8`` also quantize the float activation as the graph's ops did, bit for bit,
 so those ops go (``fuse_quantization``). ``relabelled_graph`` points a graph's matching nodes
@@ -31,15 +31,15 @@ if TYPE_CHECKING:  # onnx takes seconds to import: only a graph to relabel needs
 
 log = logging.getLogger(__name__)
 
-DOMAIN = "mrt_bridge"  # the operators of ort_rows_matmul.c, by weight type
-OPS = {"int8": "RowsMatMulS8", "uint8": "RowsMatMulU8"}
+DOMAIN = "mrt_bridge"  # the operators of ort_ops.c
+OPS = {"int8": "RowsMatMulS8", "uint8": "RowsMatMulU8"}  # by weight type
 QUANT_OPS = {"int8": "RowsQuantMatMulS8", "uint8": "RowsQuantMatMulU8"}  # float activations in
 KERNEL = "mrt-bridge/avx2"  # how bench and the logs name it
 # auto: CPUs with AVX2 but no int8 dot products; on: every AVX2 CPU (to measure it on VNNI/AMX
 # machines, where ORT's own kernel is exact and was not compared); off: ORT's kernels.
 ENV_SWITCH = "MRT_BRIDGE_NATIVE_KERNELS"
 SWITCH_VALUES = ("auto", "on", "off")
-FORMAT = 2  # of the relabelled graphs in the cache: bump when relabel changes
+FORMAT = 3  # of the relabelled graphs in the cache: bump when relabel changes
 _warned: set[str] = set()  # switch values already reported
 
 
@@ -109,25 +109,16 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
     Anything else (other constants, another zero point, a graph with subgraphs) keeps the
     unfused operator. Returns how many were fused."""
     import numpy as np
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
     from onnx.helper import get_attribute_value
 
     from onnx_export.precision import ROWS_EPS, ROWS_INV127  # what quantize_rows in rows_gemv.c applies
 
     graph = model.graph
-    if any(a.type in (a.GRAPH, a.GRAPHS) for n in graph.node for a in n.attribute):
-        return 0  # consumers inside subgraphs are not tracked here
-    inits = {i.name: i for i in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    graph_outputs = {o.name for o in graph.output}
-
-    def const(name: str):
-        t = inits.get(name)
-        return None if t is None else numpy_helper.to_array(t).reshape(-1)
+    if has_subgraphs(graph):
+        return 0
+    ix = GraphIndex(graph)
+    inits, consumers, graph_outputs, const, made_by = ix.inits, ix.consumers, ix.outputs, ix.const, ix.made_by
 
     def ints(name: str) -> list | None:
         v = const(name)
@@ -136,10 +127,6 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
     def is_const(name: str, value: float, dtype) -> bool:
         v = const(name)
         return v is not None and v.size == 1 and v.dtype == dtype and v[0] == dtype(value)
-
-    def made_by(name: str, op_type: str):
-        n = producer.get(name)
-        return n if n is not None and n.op_type == op_type and n.domain in ("", "ai.onnx") else None
 
     def attr(node, name: str, default=None):
         return next((get_attribute_value(a) for a in node.attribute if a.name == name), default)
@@ -201,11 +188,42 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
         node.output[:] = [y]
         candidates += chain
         fused += 1
-    _drop_unused(graph, {n.output[0] for n in candidates})
+    drop_unused(graph, {n.output[0] for n in candidates})
     return fused
 
 
-def _drop_unused(graph, removable: set[str]) -> None:
+def has_subgraphs(graph) -> bool:
+    """Whether a node of ``graph`` holds a subgraph (whose readers the fusions here do not track)."""
+    return any(a.type in (a.GRAPH, a.GRAPHS) for n in graph.node for a in n.attribute)
+
+
+class GraphIndex:
+    """A graph's initializers, each value's producer and readers, and its outputs: what the
+    fusions here look up to match op chains by value name."""
+
+    def __init__(self, graph) -> None:
+        self.inits = {i.name: i for i in graph.initializer}
+        self.producer = {o: n for n in graph.node for o in n.output}
+        self.consumers: dict[str, list] = {}
+        for n in graph.node:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+        self.outputs = {o.name for o in graph.output}
+
+    def const(self, name: str):
+        """The initializer ``name`` as a flat array, or None."""
+        from onnx import numpy_helper
+
+        t = self.inits.get(name)
+        return None if t is None else numpy_helper.to_array(t).reshape(-1)
+
+    def made_by(self, name: str, op_type: str):
+        """The standard-domain ``op_type`` node that writes ``name``, or None."""
+        n = self.producer.get(name)
+        return n if n is not None and n.op_type == op_type and n.domain in ("", "ai.onnx") else None
+
+
+def drop_unused(graph, removable: set[str]) -> None:
     """Remove the nodes (named by their first output) of ``removable`` whose outputs nothing
     reads any more, repeatedly, as removing one can free its inputs' producers."""
     outputs = {o.name for o in graph.output}
@@ -219,8 +237,9 @@ def _drop_unused(graph, removable: set[str]) -> None:
 
 
 def relabelled_graph(path: Path) -> tuple[Path, int] | None:
-    """The graph at ``path`` with its int8 MatMuls on the kernel, as a file in the project's
-    cache, and how many it moved; None when none qualifies. Made once per source file (keyed by
+    """The graph at ``path`` with its int8 MatMuls (``relabel``) and int8 codec ELUs
+    (``elu_quantize``) on the kernels, as a file in the project's cache, and how many nodes it
+    moved; None when none qualifies. Made once per source file (keyed by
     its path, size and mtime) and written atomically. A session loads it by path: from bytes ORT
     keeps a second copy of the initializers (measured: +220 MB for mrt2_small's temporal graph)."""
     import hashlib
@@ -240,8 +259,10 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
         pass  # not made yet, or damaged: make it
     import onnx
 
+    from .elu_quantize import fuse_elu_quantize
+
     model = onnx.load(str(path))
-    count = relabel(model)
+    count = relabel(model) + fuse_elu_quantize(model)
     folder.mkdir(parents=True, exist_ok=True)
     if count:
         with build.replacing(target) as tmp:

@@ -1,5 +1,6 @@
-/* ORT custom operators (domain mrt_bridge) for the rows schemes' int8 MatMuls
- * (onnx_export/precision.py), on the exact AVX2 GEMV of rows_gemv.c.
+/* ORT custom operators (domain mrt_bridge): the rows schemes' int8 MatMuls
+ * (onnx_export/precision.py) on the exact AVX2 GEMV of rows_gemv.c, and the int8 codec's
+ * ELU + QuantizeLinear on elu_quantize.c.
  *
  * RowsMatMulS8 / RowsMatMulU8: MatMulIntegerToFloat as the rows schemes use it.
  *   A  uint8 [..., K], zero point 128 (input 4)     one quantized activation row per leading index
@@ -12,12 +13,16 @@
  *   B, b_scale (inputs 1, 2) and, for U8, B's zero point 128 (input 3) as above
  *   Y  float [..., N], bit for bit what the graph's quantization ops + RowsMatMul compute
  *
+ * EluQuantizeLinear: QuantizeLinear(Elu(X), y_scale, y_zero_point) to uint8, per tensor.
+ *   X  float, any shape;  y_scale float, one;  y_zero_point uint8, one;  Y  uint8, X's shape
+ *
  * B is packed when ORT creates the kernel, once per initializer: the depth decoder's twelve
  * levels share their layers' weights, and one packed copy keeps them in cache between levels. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "elu_quantize.h"
 #include "ort_abi.h"
 #include "rows_gemv.h"
 
@@ -192,6 +197,38 @@ static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
   return NULL;
 }
 
+static OrtStatus* compute_elu(void* kernel, OrtKernelContext* ctx) {
+  (void)kernel;
+  const OrtValue *x, *scale, *zp;
+  Shape sx, ss, sz;
+  float *fx, *fs;
+  uint8_t *z, *y;
+  CHECK(input(ctx, 0, &x, &sx, (void**)&fx));
+  CHECK(input(ctx, 1, &scale, &ss, (void**)&fs));
+  CHECK(input(ctx, 2, &zp, &sz, (void**)&z));
+  if (ss.count != 1 || sz.count != 1) return fail("EluQuantizeLinear: the scale and zero point must be one value each");
+  if (!(fs[0] > 0.0f)) return fail("EluQuantizeLinear: the scale must be positive");
+  OrtValue* out;
+  CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, sx.dims, sx.rank, &out));
+  CHECK(data_of(out, (void**)&y));
+  elu_quantize(fx, sx.count, fs[0], z[0], y);
+  return NULL;
+}
+
+/* The ELU operator keeps nothing between runs: its kernel is a placeholder. */
+static OrtStatus* create_elu(const OrtCustomOp* op, const OrtApi* unused, const OrtKernelInfo* info, void** out) {
+  (void)op, (void)unused, (void)info;
+  static int placeholder;
+  *out = &placeholder;
+  return NULL;
+}
+static void* create_elu_v1(const OrtCustomOp* op, const OrtApi* a, const OrtKernelInfo* info) {
+  void* k = NULL;
+  return create_elu(op, a, info, &k) ? NULL : k;
+}
+static void compute_elu_v1(void* kernel, OrtKernelContext* ctx) { (void)compute_elu(kernel, ctx); }
+static void destroy_elu(void* kernel) { (void)kernel; }
+
 static void destroy(void* kernel) {
   Kernel* k = kernel;
   release(k->weights);
@@ -210,13 +247,17 @@ static const char* name_s8(const OrtCustomOp* op) { (void)op; return "RowsMatMul
 static const char* name_u8(const OrtCustomOp* op) { (void)op; return "RowsMatMulU8"; }
 static const char* name_quant_s8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulS8"; }
 static const char* name_quant_u8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulU8"; }
+static const char* name_elu(const OrtCustomOp* op) { (void)op; return "EluQuantizeLinear"; }
 static const char* provider(const OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
 static size_t inputs_s8(const OrtCustomOp* op) { (void)op; return 5; }
 static size_t inputs_u8(const OrtCustomOp* op) { (void)op; return 6; }
 static size_t inputs_quant_s8(const OrtCustomOp* op) { (void)op; return 3; }
 static size_t inputs_quant_u8(const OrtCustomOp* op) { (void)op; return 4; }
+static size_t inputs_elu(const OrtCustomOp* op) { (void)op; return 3; }
 static size_t outputs(const OrtCustomOp* op) { (void)op; return 1; }
 static int output_type(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_FLOAT; }
+static int output_type_elu(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_UINT8; }
+static int input_type_elu(const OrtCustomOp* op, size_t i) { (void)op; return i == 2 ? ORT_TYPE_UINT8 : ORT_TYPE_FLOAT; }
 static int required(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_IO_REQUIRED; }
 static int memory(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_MEM_DEFAULT; }
 
@@ -236,22 +277,27 @@ static int input_type_quant(const OrtCustomOp* op, size_t i) {
   }
 }
 
-#define ROWS_OP(name_fn, inputs_fn, type_fn, compute_fn, compute_v1_fn)                 \
+#define OP(name_fn, inputs_fn, type_fn, out_type_fn, create_fn, create_v1_fn, compute_fn, compute_v1_fn, destroy_fn) \
   {                                                                                      \
-    .version = ORT_CUSTOM_OP_VERSION, .CreateKernel = create_kernel_v1, .GetName = name_fn, \
+    .version = ORT_CUSTOM_OP_VERSION, .CreateKernel = create_v1_fn, .GetName = name_fn,  \
     .GetExecutionProviderType = provider, .GetInputType = type_fn,                       \
-    .GetInputTypeCount = inputs_fn, .GetOutputType = output_type,                        \
-    .GetOutputTypeCount = outputs, .KernelCompute = compute_v1_fn, .KernelDestroy = destroy, \
+    .GetInputTypeCount = inputs_fn, .GetOutputType = out_type_fn,                        \
+    .GetOutputTypeCount = outputs, .KernelCompute = compute_v1_fn, .KernelDestroy = destroy_fn, \
     .GetInputCharacteristic = required, .GetOutputCharacteristic = required,             \
-    .GetInputMemoryType = memory, .CreateKernelV2 = create_kernel,                       \
+    .GetInputMemoryType = memory, .CreateKernelV2 = create_fn,                           \
     .KernelComputeV2 = compute_fn,                                                       \
   }
+#define ROWS_OP(name_fn, inputs_fn, type_fn, compute_fn, compute_v1_fn) \
+  OP(name_fn, inputs_fn, type_fn, output_type, create_kernel, create_kernel_v1, compute_fn, compute_v1_fn, destroy)
 
-static const OrtCustomOp ops[4] = {
+#define OP_COUNT 5
+static const OrtCustomOp ops[OP_COUNT] = {
     ROWS_OP(name_s8, inputs_s8, input_type, compute, compute_v1),
     ROWS_OP(name_u8, inputs_u8, input_type, compute, compute_v1),
     ROWS_OP(name_quant_s8, inputs_quant_s8, input_type_quant, compute_quant, compute_quant_v1),
     ROWS_OP(name_quant_u8, inputs_quant_u8, input_type_quant, compute_quant, compute_quant_v1),
+    OP(name_elu, inputs_elu, input_type_elu, output_type_elu, create_elu, create_elu_v1, compute_elu, compute_elu_v1,
+       destroy_elu),
 };
 
 static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1] || op == &ops[3]; }
@@ -264,6 +310,6 @@ EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase
   }
   OrtCustomOpDomain* domain;
   CHECK(ort_fn(api, ORT_CreateCustomOpDomain, OrtCreateCustomOpDomainFn)("mrt_bridge", &domain));
-  for (int i = 0; i < 4; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));
+  for (int i = 0; i < OP_COUNT; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));
   return ort_fn(api, ORT_AddCustomOpDomain, OrtAddCustomOpDomainFn)(options, domain);
 }
