@@ -95,7 +95,7 @@ static OrtStatus* shape_of(const OrtValue* v, Shape* s) {
   OrtTensorTypeAndShapeInfo* info;
   CHECK(ort_fn(api, ORT_GetTensorTypeAndShape, OrtGetTensorTypeAndShapeFn)(v, &info));
   OrtStatus* st = ort_fn(api, ORT_GetDimensionsCount, OrtGetDimensionsCountFn)(info, &s->rank);
-  if (!st && s->rank > 8) st = fail("RowsMatMul: tensor of rank above 8");
+  if (!st && s->rank > 8) st = fail("mrt_bridge: a tensor of rank above 8");
   if (!st) st = ort_fn(api, ORT_GetDimensions, OrtGetDimensionsFn)(info, s->dims, s->rank);
   if (!st) st = ort_fn(api, ORT_GetTensorShapeElementCount, OrtGetTensorShapeElementCountFn)(info, &s->count);
   ort_fn(api, ORT_ReleaseTensorTypeAndShapeInfo, OrtReleaseTensorTypeAndShapeInfoFn)(info);

@@ -1,0 +1,32 @@
+"""benchmarks/vector_units.py builds its probe and reports each CPU's int8 multiply rate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.bench import machine
+from bridge.kernels.build import compiler
+from tests.ci import missing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_vector_units_reports_each_cpu_alone_and_together():
+    if "avx2" not in machine()["isa"]:
+        pytest.skip("the probe needs AVX2")
+    if compiler() is None:
+        missing("no C compiler (cc/gcc) for benchmarks/vector_units.c")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vector_units.py"), "--repeat", "1",
+                          "--iterations", "1000000"], capture_output=True, text=True, check=True, cwd=ROOT)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    cpus = sorted(os.sched_getaffinity(0))
+    assert report["cpus"] == cpus and len(report["together_gmac_s"]) == len(cpus)
+    assert all(v > 0 for v in report["alone_gmac_s"].values()) and all(v > 0 for v in report["together_gmac_s"])
+    assert 0 < report["together_over_alone"] < 3
+    assert f"cpu {cpus[0]}: alone" in out.stdout
