@@ -287,15 +287,15 @@ def _elu_model(zero_point=37, scale=0.0123, min_const=0.0, sub_const=1.0, zero_t
 
 @pytest.mark.parametrize("zero_point,scale", [(37, 0.0123), (0, 0.05), (255, 0.002)])
 def test_elu_quantize_is_orts_chain(library, zero_point, scale):
-    """The fused ELU + QuantizeLinear against ORT's five ops, over 10^6 values (a length that
-    leaves a tail): from far below exp's range to past the uint8 clamp on both sides."""
+    """The fused ELU + QuantizeLinear against ORT's five ops, over 10^6 + 1 values (one past a
+    whole block): from far below exp's range to past the uint8 clamp on both sides."""
     model = _elu_model(zero_point, scale)
     plain = ort.InferenceSession(model.SerializeToString(), providers=CPU)
     assert fuse_elu_quantize(model) == 1
     assert [(n.domain, n.op_type) for n in model.graph.node] == [(rows_matmul.DOMAIN, ELU_OP)]
     fused = _session(model, library)
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(size=999_989) * 3, [-200.0, -87.5, -87.0, -1e-30, 0.0, 1e-30, 1e4, -1e4, 0.5,
+    x = np.concatenate([rng.normal(size=999_990) * 3, [-200.0, -87.5, -87.0, -1e-30, 0.0, 1e-30, 1e4, -1e4, 0.5,
                                                         scale * 0.5, -scale * 0.5]]).astype(np.float32)
     for n in (x.size, 7, 33):  # and short tensors: only the tail path, one block + a tail
         got, want = fused.run(None, {"x": x[-n:]})[0], plain.run(None, {"x": x[-n:]})[0]

@@ -5,9 +5,9 @@
  * exp is the usual range reduction, exp(x) = 2^n e^r with n = round(x log2 e) and |r| <= ln 2 / 2,
  * and a polynomial for e^r (Cephes' expf coefficients; no FMA, which AVX2 does not promise):
  * within a few ulp of the exact value, as ORT's own vectorised exp is; x is first raised to
- * -87.3 (e^x < FLT_MIN below), where e^x - 1 is -1 in float anyway. The quantization is MLAS's: x / scale (a division),
- * clamped to [-zero_point, 255 - zero_point], rounded half to even (the default MXCSR mode),
- * plus zero_point. */
+ * -87.3 (e^x < FLT_MIN below), where e^x - 1 is -1 in float anyway. The quantization is
+ * MLAS's: x / scale (a division), clamped to [-zero_point, 255 - zero_point], rounded half to
+ * even (the default MXCSR mode), plus zero_point. */
 #include "elu_quantize.h"
 
 #include <immintrin.h>
