@@ -74,9 +74,9 @@ def native_int8_kernel(providers: list[str]) -> str | None:
     from .bench import machine
     from .kernels import rows_matmul
 
-    if not rows_matmul.usable(machine()["isa"]) or rows_matmul.library() is None:
+    if not rows_matmul.usable(machine()["isa"]) or (lib := rows_matmul.library()) is None:
         return None
-    return rows_matmul.KERNEL
+    return rows_matmul.kernel_name(lib)
 
 
 def int8_matmul_kernel(package: Package, providers: list[str]) -> str | None:
@@ -155,7 +155,7 @@ def make_session(path: Path, providers: list[str], threads: int | None = None,
     """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls and int8 codec
     ELUs on the native kernels where ``native_int8_kernel`` says so (from a relabelled copy of
     the graph), else, or if that copy cannot be made or loaded (logged), on ORT's kernels."""
-    if native_int8_kernel(providers):
+    if kernel := native_int8_kernel(providers):
         from .kernels import rows_matmul
 
         relabelled = None
@@ -166,13 +166,13 @@ def make_session(path: Path, providers: list[str], threads: int | None = None,
                 opts = session_options(threads, spin)
                 opts.register_custom_ops_library(str(rows_matmul.library()))
                 session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
-                log.info("%s: %d operators on the %s kernels", source.name, count, rows_matmul.KERNEL)
+                log.info("%s: %d operators on the %s kernels", source.name, count, kernel)
                 return session
         except Exception as exc:  # ORT raises several private exception types
             if relabelled is not None:  # made again on the next start, in case it was damaged
                 relabelled[0].unlink(missing_ok=True)
             log.warning("%s: the %s kernel is not used (%s); ONNX Runtime's kernels run it",
-                        Path(path).name, rows_matmul.KERNEL, str(exc).strip().splitlines()[-1])
+                        Path(path).name, kernel, str(exc).strip().splitlines()[-1])
     try:
         return ort.InferenceSession(str(path), sess_options=session_options(threads, spin), providers=providers)
     except Exception as exc:  # ORT raises several private exception types

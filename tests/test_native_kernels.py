@@ -1,10 +1,11 @@
-"""mrt-bridge's AVX2 int8 GEMV kernel as ORT custom operators (bridge/kernels): the library
+"""mrt-bridge's int8 GEMV kernel as ORT custom operators (bridge/kernels): the library
 builds, the operators compute the rows schemes' MatMulIntegerToFloat exactly (and, fused, the
 activation quantization before it bit for bit), the relabelling takes only the nodes they
 compute, and the engine on them gives ORT's logits.
 
 The operators run on any AVX2 CPU (``MRT_BRIDGE_NATIVE_KERNELS=on``), so these tests run on
-VNNI/AMX machines too, where ``auto`` leaves ORT its own kernels.
+AMX machines too, where ``auto`` leaves ORT its own kernels. ``VARIANTS`` runs the arithmetic
+tests on the AVX2 variant and on this CPU's own (the AVX-512 VNNI one where it has VNNI).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.ci import missing
 from tests.test_precision import FRAMES, conditioning, rows_reference, teacher_forced_logits
 
 CPU = ["CPUExecutionProvider"]
+VARIANTS = ["on", "avx2"]  # switch values: this CPU's variant, the AVX2 one
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +67,20 @@ def test_library_builds_once_into_its_cache(library, tmp_path):
     assert [p.name for p in first.parent.iterdir()] == [build.LIBRARY_NAME]  # no temporary left behind
 
 
+def _variant(library, monkeypatch, switch: str) -> str:
+    """Set the switch; the kernel the library then runs (asserted to be the one expected)."""
+    monkeypatch.setenv(rows_matmul.ENV_SWITCH, switch)
+    name = rows_matmul.kernel_name(library)
+    vnni = switch == "on" and "avx512_vnni" in machine()["isa"]
+    assert name == rows_matmul.KERNEL_PREFIX + ("avx512-vnni" if vnni else "avx2")
+    return name
+
+
+@pytest.mark.parametrize("switch", VARIANTS)
 @pytest.mark.parametrize("unsigned_weights", [False, True], ids=["s8", "u8"])
 @pytest.mark.parametrize("k,n", [(64, 48), (70, 100), (3, 7), (256, 32)])
-def test_operator_is_the_exact_rows_arithmetic(library, unsigned_weights, k, n):
+def test_operator_is_the_exact_rows_arithmetic(library, monkeypatch, switch, unsigned_weights, k, n):
+    _variant(library, monkeypatch, switch)
     weight = "uint8" if unsigned_weights else "int8"
     model, w = _rows_model(k, n, unsigned_weights)
     unfused = _rows_model(k, n, unsigned_weights)[0]
@@ -78,7 +91,7 @@ def test_operator_is_the_exact_rows_arithmetic(library, unsigned_weights, k, n):
     session, separate = _session(model, library), _session(unfused, library)
     plain = ort.InferenceSession(_rows_model(k, n, unsigned_weights)[0].SerializeToString(), providers=CPU)
     rng = np.random.default_rng(1)
-    for rows in (1, 2, 3, 5):
+    for rows in (1, 2, 3, 5, 9):  # the VNNI variant takes rows 4 at a time
         # Row scales 1..1e3 and an all-zero row; activations quantize to the full -127..127.
         x = rng.normal(size=(rows, k)).astype(np.float32) * np.logspace(0, 3, rows, dtype=np.float32)[:, None]
         if rows > 1:
@@ -159,17 +172,21 @@ def test_a_weight_that_is_not_constant_is_refused_with_a_clear_error(library):
 
 
 def test_the_switch_decides_where_the_kernel_runs(library, monkeypatch, caplog):
+    amx = ["avx2", "fma", "avx512_vnni", "amx_int8"]
     vnni, avx2 = ["avx2", "fma", "avx512_vnni"], ["avx2", "fma"]
-    expect = {"auto": (False, True), "on": (True, True), "off": (False, False)}
-    for value, (on_vnni, on_avx2) in expect.items():
+    expect = {"auto": (False, True, True), "on": (True, True, True), "avx2": (True, True, True),
+              "off": (False, False, False)}
+    for value, on_cpus in expect.items():
         monkeypatch.setenv(rows_matmul.ENV_SWITCH, value)
-        assert (rows_matmul.usable(vnni), rows_matmul.usable(avx2), rows_matmul.usable([])) == (on_vnni, on_avx2, False)
+        assert tuple(rows_matmul.usable(isa) for isa in (amx, vnni, avx2)) == on_cpus, value
+        assert not rows_matmul.usable([])
     monkeypatch.setenv(rows_matmul.ENV_SWITCH, "fast")
     with caplog.at_level(logging.WARNING, logger="bridge.kernels.rows_matmul"):
         assert rows_matmul.usable(avx2)  # read as auto, said once
     assert any("MRT_BRIDGE_NATIVE_KERNELS='fast'" in r.getMessage() for r in caplog.records)
-    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
-    assert native_int8_kernel(CPU) == rows_matmul.KERNEL
+    for switch in VARIANTS:
+        kernel = _variant(library, monkeypatch, switch)
+        assert native_int8_kernel(CPU) == kernel
     assert native_int8_kernel(["CUDAExecutionProvider", *CPU]) is None
     monkeypatch.setenv(rows_matmul.ENV_SWITCH, "off")
     assert native_int8_kernel(CPU) is None
@@ -182,8 +199,9 @@ def int8_packages(tiny_checkpoint, tmp_path_factory) -> dict:
             for scheme in ("rows", "rows_u8", "blocks")}
 
 
+@pytest.mark.parametrize("switch", VARIANTS)
 @pytest.mark.parametrize("num_cfgs", [0, 2], ids=["unguided", "guided"])
-def test_engine_on_the_kernel_gives_orts_logits(library, int8_packages, monkeypatch, caplog, num_cfgs):
+def test_engine_on_the_kernel_gives_orts_logits(library, int8_packages, monkeypatch, caplog, switch, num_cfgs):
     """Teacher-forced logits of the tiny int8 model: rows_u8 on the kernel vs on ORT's exact
     u8 x u8 kernel; rows (int8 weights; ORT's u8 x s8 kernel saturates on AVX2) on the kernel
     vs rows_u8: the two schemes store the same quantized weights."""
@@ -191,11 +209,11 @@ def test_engine_on_the_kernel_gives_orts_logits(library, int8_packages, monkeypa
     teacher = np.random.default_rng(3).integers(0, 1024, (FRAMES, 12))
     monkeypatch.setenv(rows_matmul.ENV_SWITCH, "off")
     ort_u8 = teacher_forced_logits(int8_packages["rows_u8"], cond, teacher, num_cfgs)
-    monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
+    kernel = _variant(library, monkeypatch, switch)
     with caplog.at_level(logging.INFO, logger="bridge.runtime"):
         native_u8 = teacher_forced_logits(int8_packages["rows_u8"], cond, teacher, num_cfgs)
         native_s8 = teacher_forced_logits(int8_packages["rows"], cond, teacher, num_cfgs)
-    relabelled = [r.getMessage() for r in caplog.records if f"on the {rows_matmul.KERNEL} kernel" in r.getMessage()]
+    relabelled = [r.getMessage() for r in caplog.records if f"on the {kernel} kernels" in r.getMessage()]
     assert any(m.startswith("temporal.onnx") for m in relabelled) and any(m.startswith("depth.onnx") for m in relabelled)
     # The same integer sums, scaled in ORT's order: the same logits bit for bit.
     assert np.array_equal(native_u8, ort_u8)
@@ -206,7 +224,8 @@ def test_which_kernel_runs_a_package(int8_packages, tiny_package, monkeypatch):
     monkeypatch.setenv(rows_matmul.ENV_SWITCH, "on")
     from bridge.package import load_package
 
-    native = rows_matmul.KERNEL if "avx2" in machine()["isa"] and build.compiler() else "onnxruntime"
+    native = native_int8_kernel(CPU) or "onnxruntime"
+    assert native.startswith(rows_matmul.KERNEL_PREFIX) == ("avx2" in machine()["isa"] and bool(build.compiler()))
     assert int8_matmul_kernel(load_package(int8_packages["rows"]), CPU) == native
     assert int8_matmul_kernel(load_package(int8_packages["blocks"]), CPU) == "onnxruntime"  # MatMulNBits
     assert int8_matmul_kernel(load_package(tiny_package), CPU) is None  # fp32

@@ -142,8 +142,8 @@ def test_int8_scheme_per_cpu_and_the_warning_for_a_rows_package_without_int8_dot
 
 @pytest.mark.parametrize("native", ["auto", "off"])
 def test_engine_warns_when_a_rows_package_runs_without_int8_dot(tiny_checkpoint, tmp_path, caplog, monkeypatch, native):
-    """Only where ORT's saturating kernel would run it: mrt-bridge's AVX2 kernel
-    (bridge/kernels, on by default there) computes a rows package exactly."""
+    """Only where ORT's saturating kernel would run it: mrt-bridge's kernel (bridge/kernels,
+    on by default on AVX2 CPUs without AMX) computes a rows package exactly."""
     monkeypatch.setenv("MRT_BRIDGE_NATIVE_KERNELS", native)
     package = export_package(tiny_checkpoint, "tiny", tmp_path / "rows", precision="int8", int8_scheme="rows",
                              progress=False)

@@ -18,10 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "sampling, codec decode) and report p50/p95/p99/max milliseconds per 40 ms frame, the "
             "real-time factor and a per-stage breakdown. Optionally compare quality against a "
             "reference package (e.g. the fp32 export of the same checkpoint) and speed against "
-            "upstream's JAX implementation on the same checkpoint. On AVX2 CPUs without VNNI the int8 "
+            "upstream's JAX implementation on the same checkpoint. On AVX2 CPUs without AMX the int8 "
             "matmuls of rows/rows_u8 packages run on mrt-bridge's own exact kernel (the header says "
-            "'on mrt-bridge/avx2'); MRT_BRIDGE_NATIVE_KERNELS=off runs ORT's instead, =on uses it on any "
-            "AVX2 CPU (default auto)."
+            "'on mrt-bridge/avx2' or 'on mrt-bridge/avx512-vnni'); MRT_BRIDGE_NATIVE_KERNELS=off runs "
+            "ORT's instead, =on uses it on any AVX2 CPU, =avx2 its AVX2 variant even where the CPU has "
+            "VNNI (default auto)."
         ),
     )
     p.add_argument("--model", type=Path, help="model package (default: the bundled synthetic model)")

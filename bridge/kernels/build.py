@@ -23,9 +23,10 @@ from ..synthetic import cache_dir
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-SOURCES = ("rows_gemv.c", "elu_quantize.c", "ort_ops.c")
+SOURCES = ("rows_gemv.c", "rows_gemv_vnni.c", "elu_quantize.c", "ort_ops.c")
 HEADERS = ("rows_gemv.h", "elu_quantize.h", "ort_abi.h")
 # AVX2 for the kernel; the library is only registered on CPUs that have it (rows_matmul.usable).
+# rows_gemv_vnni.c asks for AVX-512 VNNI itself and runs only where the CPU has it (gemv_variant).
 CFLAGS = ("-O3", "-mavx2", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror")
 LIBRARY_NAME = "libmrt_kernels.so"
 

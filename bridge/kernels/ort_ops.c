@@ -1,5 +1,5 @@
 /* ORT custom operators (domain mrt_bridge): the rows schemes' int8 MatMuls
- * (onnx_export/precision.py) on the exact AVX2 GEMV of rows_gemv.c, and the int8 codec's
+ * (onnx_export/precision.py) on the exact GEMV of rows_gemv.c (AVX2 or AVX-512 VNNI), and the int8 codec's
  * ELU + QuantizeLinear on elu_quantize.c.
  *
  * RowsMatMulS8 / RowsMatMulU8: MatMulIntegerToFloat as the rows schemes use it.
@@ -75,7 +75,10 @@ static void release(Shared* s) {
 
 typedef struct {
   Shared* weights;
+  RowsGemv* gemv;  /* this CPU's variant, chosen when the operators were registered */
 } Kernel;
+
+static RowsGemv* gemv;
 
 static OrtStatus* fail(const char* msg) { return ort_fn(api, ORT_CreateStatus, OrtCreateStatusFn)(ORT_INVALID_ARGUMENT, msg); }
 
@@ -125,6 +128,7 @@ static OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* unused, con
     free(k);
     return fail("RowsMatMul: cannot pack the weight (a weight of -128, or out of memory)");
   }
+  k->gemv = gemv;
   *out = k;
   return NULL;
 }
@@ -150,7 +154,8 @@ static OrtStatus* output_rows(OrtKernelContext* ctx, const PackedWeights* w, con
 }
 
 static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
-  const Shared* k = ((const Kernel*)kernel)->weights;
+  const Kernel* kernel_ = kernel;
+  const Shared* k = kernel_->weights;
   const OrtValue *a, *as, *bs, *azp;
   Shape sa, sas, sbs, szp;
   uint8_t *xa, *zp;
@@ -173,13 +178,14 @@ static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
     for (int64_t i = 0; i < k->w.k; i++) dst[i] = (int8_t)(src[i] ^ 0x80);
     for (int64_t i = k->w.k; i < k->w.k4; i++) dst[i] = 0;
   }
-  rows_gemv(q, rows, &k->w, fas, sas.count != 1, fbs, sbs.count != 1, y);
+  kernel_->gemv(q, rows, &k->w, fas, sas.count != 1, fbs, sbs.count != 1, y);
   free(q);
   return NULL;
 }
 
 static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
-  const Shared* k = ((const Kernel*)kernel)->weights;
+  const Kernel* kernel_ = kernel;
+  const Shared* k = kernel_->weights;
   const OrtValue *x, *bs;
   Shape sx, sbs;
   float *fx, *fbs, *y;
@@ -192,7 +198,7 @@ static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
   if (!scales) return fail("RowsMatMul: out of memory");
   int8_t* q = (int8_t*)(scales + rows);
   quantize_rows(fx, rows, k->w.k, k->w.k4, q, scales);
-  rows_gemv(q, rows, &k->w, scales, 1, fbs, sbs.count != 1, y);
+  kernel_->gemv(q, rows, &k->w, scales, 1, fbs, sbs.count != 1, y);
   free(scales);
   return NULL;
 }
@@ -302,12 +308,16 @@ static const OrtCustomOp ops[OP_COUNT] = {
 
 static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1] || op == &ops[3]; }
 
+/* Which GEMV the operators registered now run ("avx2" or "avx512-vnni"), for the logs. */
+EXPORT const char* mrt_gemv_variant(void) { return gemv_variant(); }
+
 EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* base) {
   api = base->GetApi(ORT_TABLE_VERSION);
   if (!api) {  /* an ONNX Runtime older than 1.16: say so with its own (version 1) table */
     const OrtApi* old = base->GetApi(1);
     return ort_fn(old, ORT_CreateStatus, OrtCreateStatusFn)(ORT_FAIL, "mrt_bridge kernels need ONNX Runtime 1.16 or later");
   }
+  gemv = gemv_for(gemv_variant());
   OrtCustomOpDomain* domain;
   CHECK(ort_fn(api, ORT_CreateCustomOpDomain, OrtCreateCustomOpDomainFn)("mrt_bridge", &domain));
   for (int i = 0; i < OP_COUNT; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));

@@ -1,4 +1,5 @@
-/* Exact int8 GEMV for a few rows on AVX2 (see rows_gemv.h).
+/* Exact int8 GEMV for a few rows on AVX2 (see rows_gemv.h); the AVX-512 VNNI variant is in
+ * rows_gemv_vnni.c, the choice between them in gemv_variant.
  *
  * AVX2 has no int8 dot product. ORT's u8 x s8 kernel (vpmaddubsw) saturates the int16 sum of
  * two products of an unsigned activation (up to 255) and a signed weight; its u8 x u8 kernel is
@@ -26,7 +27,10 @@ int pack_weights(const void* w, int64_t k, int64_t n, int unsigned_weights, Pack
   size_t bytes = (size_t)out->k4 * (size_t)out->n32;
   out->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!out->data) return -1;
+  out->column_sums = aligned_alloc(64, (size_t)out->n32 * sizeof(int32_t));
+  if (!out->column_sums) { free_weights(out); return -1; }
   memset(out->data, 0, bytes);
+  memset(out->column_sums, 0, (size_t)out->n32 * sizeof(int32_t));
   const uint8_t* src = (const uint8_t*)w;
   int8_t* dst = out->data;
   for (int64_t nb = 0; nb < out->n32; nb += 32)
@@ -38,14 +42,28 @@ int pack_weights(const void* w, int64_t k, int64_t n, int unsigned_weights, Pack
           int v = unsigned_weights ? (int)src[row * n + col] - 128 : (int)(int8_t)src[row * n + col];
           if (v == -128) { free_weights(out); return -1; }
           *dst = (int8_t)v;
+          out->column_sums[col] += v;
         }
   return 0;
 }
 
 void free_weights(PackedWeights* w) {
   free(w->data);
+  free(w->column_sums);
   w->data = NULL;
+  w->column_sums = NULL;
 }
+
+const char* gemv_variant(void) {
+  const char* forced = getenv("MRT_BRIDGE_NATIVE_KERNELS");
+  if (forced && strcmp(forced, "avx2") == 0) return "avx2";
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "avx512-vnni";
+  return "avx2";
+}
+
+RowsGemv* gemv_for(const char* variant) { return strcmp(variant, "avx512-vnni") == 0 ? rows_gemv_vnni : rows_gemv; }
 
 /* acc[r][g] += the int32 sums of column group g (8 columns) of one 32-column block, for
  * ``rows`` (1 or 2, a constant after inlining) rows. Two rows x 4 groups keep 8 accumulators,

@@ -1,5 +1,6 @@
-/* Exact int8 GEMV for a few rows on AVX2: the arithmetic of ORT's MatMulIntegerToFloat in the
- * rows schemes (onnx_export/precision.py), at the core's read bandwidth for 1-3 rows. */
+/* Exact int8 GEMV for a few rows on AVX2 (rows_gemv.c) and AVX-512 VNNI (rows_gemv_vnni.c): the
+ * arithmetic of ORT's MatMulIntegerToFloat in the rows schemes (onnx_export/precision.py), at
+ * the core's read bandwidth for 1-3 rows. */
 #ifndef MRT_ROWS_GEMV_H
 #define MRT_ROWS_GEMV_H
 #include <stddef.h>
@@ -11,6 +12,7 @@ typedef struct {
   int64_t k, n;          /* logical shape */
   int64_t k4, n32;       /* padded to multiples of 4 and 32 */
   int8_t* data;          /* n32 / 32 blocks of k4 * 32 bytes, 64-byte aligned */
+  int32_t* column_sums;  /* n32 sums of each column's weights, 64-byte aligned (for VNNI) */
 } PackedWeights;
 
 /* Pack w [k][n] (int8, or uint8 around 128 when unsigned_weights). Returns 0, or -1 when a
@@ -27,7 +29,14 @@ void free_weights(PackedWeights* w);
  * q rows of k4 int8 (zero-padded); scale one float per row. */
 void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* q, float* scale);
 
-void rows_gemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-               const float* b_scale, int b_per_column, float* y);
+typedef void RowsGemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
+                      const float* b_scale, int b_per_column, float* y);
+RowsGemv rows_gemv;       /* AVX2 */
+RowsGemv rows_gemv_vnni;  /* AVX-512 VNNI (and BW, VL); only where gemv_variant() names it */
+
+/* The variant for this CPU: "avx512-vnni" where the CPU has it, else "avx2"; "avx2" as well
+ * when $MRT_BRIDGE_NATIVE_KERNELS is avx2 (to compare the two on one machine). */
+const char* gemv_variant(void);
+RowsGemv* gemv_for(const char* variant);
 
 #endif

@@ -1,4 +1,5 @@
-"""Run the rows schemes' int8 MatMuls on mrt-bridge's AVX2 GEMV kernel instead of ORT's.
+"""Run the rows schemes' int8 MatMuls on mrt-bridge's GEMV kernel (AVX2 or AVX-512 VNNI)
+instead of ORT's.
 
 A graph exported with the ``rows`` or ``rows_u8`` scheme (onnx_export/precision.py) computes
 every weight MatMul as ORT ``MatMulIntegerToFloat``: uint8 activations around 128 per row,
@@ -12,7 +13,9 @@ so those ops go (``fuse_quantization``). ``relabelled_graph`` points a graph's m
 at them, in a copy kept in the cache; packages stay plain ONNX.
 
 Measured on a 2-core AMD EPYC (AVX2), mrt2_small, model step in line: 3 guided rows 47.7 ->
-31.9 ms (temporal 24.6 -> 18.1, depth decoder 23.2 -> 13.8), one row 40.7 -> 21.5. Fusing the
+31.9 ms (temporal 24.6 -> 18.1, depth decoder 23.2 -> 13.8), one row 40.7 -> 21.5. On CPUs with
+AVX-512 VNNI the kernel's variant there (rows_gemv_vnni.c) runs; there ORT's own kernel is exact
+but reads 1-3 rows' weights more slowly (README, the Zen 4 EPYC). Fusing the
 quantization drops 440 of the temporal graph's 1,157 nodes and 722 of the depth decoder's
 1,739: 0.5-0.9 ms and 1.6-1.9 ms a frame with 3 rows (sessions alternated run by run).
 """
@@ -34,11 +37,12 @@ log = logging.getLogger(__name__)
 DOMAIN = "mrt_bridge"  # the operators of ort_ops.c
 OPS = {"int8": "RowsMatMulS8", "uint8": "RowsMatMulU8"}  # by weight type
 QUANT_OPS = {"int8": "RowsQuantMatMulS8", "uint8": "RowsQuantMatMulU8"}  # float activations in
-KERNEL = "mrt-bridge/avx2"  # how bench and the logs name it
-# auto: CPUs with AVX2 but no int8 dot products; on: every AVX2 CPU (to measure it on VNNI/AMX
-# machines, where ORT's own kernel is exact and was not compared); off: ORT's kernels.
+KERNEL_PREFIX = "mrt-bridge/"  # + the variant: how bench and the logs name the kernel
+# auto: AVX2 CPUs without AMX (measured faster than ORT's kernels on an AVX2-only and an
+# AVX-512 VNNI EPYC; an AMX Xeon was not compared); on: every AVX2 CPU; avx2: on, and the AVX2
+# variant even where the CPU has VNNI (to compare the two; rows_gemv.c reads it too); off: ORT's.
 ENV_SWITCH = "MRT_BRIDGE_NATIVE_KERNELS"
-SWITCH_VALUES = ("auto", "on", "off")
+SWITCH_VALUES = ("auto", "on", "avx2", "off")
 FORMAT = 3  # of the relabelled graphs in the cache: bump when relabel changes
 _warned: set[str] = set()  # switch values already reported
 
@@ -46,8 +50,6 @@ _warned: set[str] = set()  # switch values already reported
 def usable(isa: list[str]) -> bool:
     """Whether this CPU gets the kernel, by $MRT_BRIDGE_NATIVE_KERNELS (``SWITCH_VALUES``,
     default auto; another value is logged and read as auto)."""
-    from onnx_export.precision import has_int8_dot
-
     switch = os.environ.get(ENV_SWITCH, "auto").strip().lower() or "auto"
     if switch not in SWITCH_VALUES:
         if switch not in _warned:
@@ -56,7 +58,7 @@ def usable(isa: list[str]) -> bool:
         switch = "auto"
     if switch == "off" or "avx2" not in isa:
         return False
-    return switch == "on" or not has_int8_dot(isa)
+    return switch != "auto" or "amx_int8" not in isa
 
 
 def relabel(model: onnx.ModelProto, fuse: bool = True) -> int:
@@ -295,3 +297,13 @@ def _prune(graphs: Path, source: str, keep: Path) -> None:
 def library() -> Path | None:
     """The custom-op library to register, or None when it cannot be built here."""
     return build.library()
+
+
+def kernel_name(lib: Path) -> str:
+    """What the library's operators run on this CPU now, e.g. ``mrt-bridge/avx512-vnni``, as
+    the library itself decides (its ``mrt_gemv_variant``, reading the same switch)."""
+    import ctypes
+
+    variant = ctypes.CDLL(str(lib)).mrt_gemv_variant
+    variant.restype = ctypes.c_char_p
+    return KERNEL_PREFIX + variant().decode()
