@@ -112,6 +112,29 @@ def test_operator_is_the_exact_rows_arithmetic(library, monkeypatch, switch, uns
             assert np.array_equal(alone[0], y[0])  # a row's result does not depend on the batch
 
 
+def _session_threads(model, library, threads: int) -> ort.InferenceSession:
+    opts = session_options(threads, spin=threads > 1)
+    opts.register_custom_ops_library(str(library))
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=CPU)
+
+
+@pytest.mark.parametrize("switch", VARIANTS)
+def test_a_session_on_two_threads_splits_the_columns_and_computes_the_same(library, monkeypatch, switch):
+    """On a session with 2 intra-op threads a matmul's 32-column blocks are shared out over
+    them (ORT's KernelContext_ParallelFor): the same bits as on one thread, every column written."""
+    _variant(library, monkeypatch, switch)
+    k, n = 96, 1000  # 32 blocks (8 parts), the last one partial
+    model, w = _rows_model(k, n, unsigned_weights=False)
+    rows_matmul.relabel(model)
+    one, two = _session_threads(model, library, 1), _session_threads(model, library, 2)
+    rng = np.random.default_rng(5)
+    for rows in (1, 3, 6):
+        feeds = {"x": rng.normal(size=(rows, k)).astype(np.float32), "seq": rng.normal(size=(rows, 2, k)).astype(np.float32)}
+        got = two.run(None, feeds)
+        assert all(np.array_equal(a, b) for a, b in zip(got, one.run(None, feeds)))
+        np.testing.assert_allclose(got[0], rows_reference(feeds["x"].astype(np.float64), w), rtol=1e-5, atol=1e-4)
+
+
 def test_quantization_ties_round_to_even_as_ort_does(library):
     """Activations on exact halves of a quantization step (x / s = m + 0.5) and on the clamp."""
     k = 16

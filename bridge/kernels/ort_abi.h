@@ -3,9 +3,9 @@
  * ORT's OrtApi is a table of function pointers that only ever grows at the end (ORT keeps the
  * positions stable across releases), so a function is found by its position. Positions and the
  * OrtCustomOp layout below were read from ORT's public C API (1.15 through 1.29) and hold for
- * every later version. The library asks ORT for table version ORT_TABLE_VERSION: the struct
- * version of its operators (16, for the V2 kernel functions) needs ORT 1.16, whose table has
- * every entry used here. */
+ * every later version (KernelContext_ParallelFor, position 274, read from 1.31's). The library
+ * asks ORT for table version ORT_TABLE_VERSION: the struct version of its operators (16, for
+ * the V2 kernel functions) needs ORT 1.16, whose table has every other entry used here. */
 #ifndef MRT_ORT_ABI_H
 #define MRT_ORT_ABI_H
 #include <stddef.h>
@@ -47,6 +47,7 @@ enum {
   ORT_KernelContext_GetOutput = 91,
   ORT_ReleaseTensorTypeAndShapeInfo = 99,
   ORT_KernelInfoGetConstantInput_tensor = 249,
+  ORT_KernelContext_ParallelFor = 274, /* used only where GetApi(18) answers (ORT 1.18+) */
 };
 
 typedef OrtStatus* (*OrtCreateStatusFn)(int code, const char* msg);
@@ -64,6 +65,9 @@ typedef OrtStatus* (*OrtKernelContextGetOutputFn)(OrtKernelContext* ctx, size_t 
 typedef void (*OrtReleaseTensorTypeAndShapeInfoFn)(OrtTensorTypeAndShapeInfo* info);
 typedef OrtStatus* (*OrtKernelInfoGetConstantInputFn)(const OrtKernelInfo* info, size_t index, int* is_constant,
                                                       const OrtValue** out);
+/* fn(usr_data, i) for i in [0, total), over the session's intra-op threads; num_batch 0: ORT's choice. */
+typedef OrtStatus* (*OrtKernelContextParallelForFn)(const OrtKernelContext* ctx, void (*fn)(void*, size_t), size_t total,
+                                                    size_t num_batch, void* usr_data);
 
 /* The function at position ``index`` of ``api``, as type ``type``. */
 #define ort_fn(api, index, type) ((type)((void* const*)(api))[index])

@@ -79,6 +79,9 @@ typedef struct {
 } Kernel;
 
 static RowsGemv* gemv;
+static OrtKernelContextParallelForFn parallel_for;  /* NULL on an ORT without it (before 1.18) */
+#define BLOCKS_PER_TASK 4  /* 128 columns: smaller parts cost more to hand out than they save */
+#define MAX_TASKS 8        /* ORT groups the tasks into one batch per thread */
 
 static OrtStatus* fail(const char* msg) { return ort_fn(api, ORT_CreateStatus, OrtCreateStatusFn)(ORT_INVALID_ARGUMENT, msg); }
 
@@ -153,9 +156,41 @@ static OrtStatus* output_rows(OrtKernelContext* ctx, const PackedWeights* w, con
   return data_of(out, (void**)y);
 }
 
+/* One GEMV split into column ranges for the session's intra-op threads (ORT's ParallelFor:
+ * sequential on a one-thread session). The depth decoder's session on both cores then runs
+ * its matmuls on both, not only its other ops. */
+typedef struct {
+  const Kernel* kernel;
+  const int8_t* q;
+  int64_t rows;
+  const float *a_scale, *b_scale;
+  int a_per_row, b_per_column;
+  float* y;
+  int64_t blocks, tasks;
+} GemvTask;
+
+static void gemv_part(void* data, size_t i) {
+  const GemvTask* t = data;
+  const int64_t first = t->blocks * (int64_t)i / t->tasks, end = t->blocks * ((int64_t)i + 1) / t->tasks;
+  t->kernel->gemv(t->q, t->rows, &t->kernel->weights->w, t->a_scale, t->a_per_row, t->b_scale, t->b_per_column,
+                  t->y, first, end);
+}
+
+static OrtStatus* run_gemv(OrtKernelContext* ctx, const Kernel* kernel, const int8_t* q, int64_t rows,
+                           const float* a_scale, int a_per_row, const float* b_scale, int b_per_column, float* y) {
+  GemvTask t = {kernel, q, rows, a_scale, b_scale, a_per_row, b_per_column, y, kernel->weights->w.n32 / 32, 1};
+  if (parallel_for && t.blocks >= 2 * BLOCKS_PER_TASK)
+    t.tasks = t.blocks / BLOCKS_PER_TASK < MAX_TASKS ? t.blocks / BLOCKS_PER_TASK : MAX_TASKS;
+  if (t.tasks == 1) {
+    gemv_part(&t, 0);
+    return NULL;
+  }
+  return parallel_for(ctx, gemv_part, (size_t)t.tasks, 0, &t);
+}
+
 static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
-  const Kernel* kernel_ = kernel;
-  const Shared* k = kernel_->weights;
+  const Kernel* self = kernel;
+  const Shared* k = self->weights;
   const OrtValue *a, *as, *bs, *azp;
   Shape sa, sas, sbs, szp;
   uint8_t *xa, *zp;
@@ -178,14 +213,14 @@ static OrtStatus* compute(void* kernel, OrtKernelContext* ctx) {
     for (int64_t i = 0; i < k->w.k; i++) dst[i] = (int8_t)(src[i] ^ 0x80);
     for (int64_t i = k->w.k; i < k->w.k4; i++) dst[i] = 0;
   }
-  kernel_->gemv(q, rows, &k->w, fas, sas.count != 1, fbs, sbs.count != 1, y);
+  OrtStatus* st = run_gemv(ctx, self, q, rows, fas, sas.count != 1, fbs, sbs.count != 1, y);
   free(q);
-  return NULL;
+  return st;
 }
 
 static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
-  const Kernel* kernel_ = kernel;
-  const Shared* k = kernel_->weights;
+  const Kernel* self = kernel;
+  const Shared* k = self->weights;
   const OrtValue *x, *bs;
   Shape sx, sbs;
   float *fx, *fbs, *y;
@@ -198,9 +233,9 @@ static OrtStatus* compute_quant(void* kernel, OrtKernelContext* ctx) {
   if (!scales) return fail("RowsMatMul: out of memory");
   int8_t* q = (int8_t*)(scales + rows);
   quantize_rows(fx, rows, k->w.k, k->w.k4, q, scales);
-  kernel_->gemv(q, rows, &k->w, scales, 1, fbs, sbs.count != 1, y);
+  OrtStatus* st = run_gemv(ctx, self, q, rows, scales, 1, fbs, sbs.count != 1, y);
   free(scales);
-  return NULL;
+  return st;
 }
 
 static OrtStatus* compute_elu(void* kernel, OrtKernelContext* ctx) {
@@ -318,6 +353,8 @@ EXPORT OrtStatus* RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase
     return ort_fn(old, ORT_CreateStatus, OrtCreateStatusFn)(ORT_FAIL, "mrt_bridge kernels need ONNX Runtime 1.16 or later");
   }
   gemv = gemv_for(gemv_variant());
+  const OrtApi* api18 = base->GetApi(18);
+  parallel_for = api18 ? ort_fn(api18, ORT_KernelContext_ParallelFor, OrtKernelContextParallelForFn) : NULL;
   OrtCustomOpDomain* domain;
   CHECK(ort_fn(api, ORT_CreateCustomOpDomain, OrtCreateCustomOpDomainFn)("mrt_bridge", &domain));
   for (int i = 0; i < OP_COUNT; i++) CHECK(ort_fn(api, ORT_CustomOpDomain_Add, OrtCustomOpDomainAddFn)(domain, &ops[i]));

@@ -124,11 +124,11 @@ void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* 
 }
 
 void rows_gemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-               const float* b_scale, int b_per_column, float* y) {
+               const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block) {
   const int64_t quads = w->k4 / 4;
   /* Blocks outer, row pairs inner: a block (k4 x 32 bytes, at most 128 KiB for K 4096) comes
    * from memory once and from L2 for the next pairs. */
-  for (int64_t nb = 0; nb < w->n32; nb += 32) {
+  for (int64_t nb = 32 * first_block; nb < 32 * end_block; nb += 32) {
     const int8_t* p = w->data + nb * w->k4;
     const int64_t columns = w->n - nb < 32 ? w->n - nb : 32;
     float bs[32];

@@ -35,9 +35,9 @@ static inline __attribute__((always_inline)) void dot(const int32_t* const x[ROW
 }
 
 void rows_gemv_vnni(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-                    const float* b_scale, int b_per_column, float* y) {
+                    const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block) {
   const int64_t quads = w->k4 / 4;
-  for (int64_t nb = 0; nb < w->n32; nb += 32) {
+  for (int64_t nb = 32 * first_block; nb < 32 * end_block; nb += 32) {
     const int8_t* p = w->data + nb * w->k4;
     const int64_t columns = w->n - nb < 32 ? w->n - nb : 32;
     float bs[32];
