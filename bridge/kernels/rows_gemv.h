@@ -20,17 +20,17 @@ typedef struct {
 int pack_weights(const void* w, int64_t k, int64_t n, int unsigned_weights, PackedWeights* out);
 void free_weights(PackedWeights* w);
 
-/* y[r][n] = (sum_k q[r][k] * w[k][n]) * b_scale[n] * a_scale[r], the sum exact in int32, for
- * rows q [rows][k4] of int8 in [-128, 127] (zero-padded to k4); y is rows x n floats, of which
- * the columns of 32-column blocks [first_block, end_block) are written (threads split the
- * blocks; n32 / 32 for all). A scale array of one element (``*_per`` 0) applies to every
- * row / column. */
 /* The rows schemes' activation quantization (onnx_export/precision.py, to_int8_rows), as ORT
  * computes it: per row s = max(max|x|, 1e-30) * (float)(1 / 127), q = round-half-even of x / s
  * clamped to [-128, 127] (QuantizeLinear with zero point 128, minus 128). x is rows x k floats;
  * q rows of k4 int8 (zero-padded); scale one float per row. */
 void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* q, float* scale);
 
+/* y[r][n] = (sum_k q[r][k] * w[k][n]) * b_scale[n] * a_scale[r], the sum exact in int32, for
+ * rows q [rows][k4] of int8 in [-128, 127] (zero-padded to k4); y is rows x n floats, of which
+ * the columns of 32-column blocks [first_block, end_block) are written (threads split the
+ * blocks; n32 / 32 for all). A scale array of one element (``*_per`` 0) applies to every
+ * row / column. */
 typedef void RowsGemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
                       const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block);
 RowsGemv rows_gemv;       /* AVX2 */
