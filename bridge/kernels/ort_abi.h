@@ -3,7 +3,7 @@
  * ORT's OrtApi is a table of function pointers that only ever grows at the end (ORT keeps the
  * positions stable across releases), so a function is found by its position. Positions and the
  * OrtCustomOp layout below were read from ORT's public C API (1.15 through 1.29) and hold for
- * every later version (KernelContext_ParallelFor, position 274, read from 1.31's). The library
+ * every later version (KernelContext_ParallelFor, position 274, from a recent header). The library
  * asks ORT for table version ORT_TABLE_VERSION: the struct version of its operators (16, for
  * the V2 kernel functions) needs ORT 1.16, whose table has every other entry used here. */
 #ifndef MRT_ORT_ABI_H

@@ -75,10 +75,10 @@ static void release(Shared* s) {
 
 typedef struct {
   Shared* weights;
-  RowsGemv* gemv;  /* this CPU's variant, chosen when the operators were registered */
+  GemvBlock* gemv;  /* this CPU's variant, chosen when the operators were registered */
 } Kernel;
 
-static RowsGemv* gemv;
+static GemvBlock* gemv;
 static OrtKernelContextParallelForFn parallel_for;  /* NULL on an ORT without it (before 1.18) */
 #define BLOCKS_PER_TASK 4  /* 128 columns: smaller parts cost more to hand out than they save */
 #define MAX_TASKS 8        /* ORT groups the tasks into one batch per thread */
@@ -172,8 +172,8 @@ typedef struct {
 static void gemv_part(void* data, size_t i) {
   const GemvTask* t = data;
   const int64_t first = t->blocks * (int64_t)i / t->tasks, end = t->blocks * ((int64_t)i + 1) / t->tasks;
-  t->kernel->gemv(t->q, t->rows, &t->kernel->weights->w, t->a_scale, t->a_per_row, t->b_scale, t->b_per_column,
-                  t->y, first, end);
+  rows_gemv(t->kernel->gemv, t->q, t->rows, &t->kernel->weights->w, t->a_scale, t->a_per_row, t->b_scale,
+            t->b_per_column, t->y, first, end);
 }
 
 static OrtStatus* run_gemv(OrtKernelContext* ctx, const Kernel* kernel, const int8_t* q, int64_t rows,

@@ -63,7 +63,9 @@ const char* gemv_variant(void) {
   return "avx2";
 }
 
-RowsGemv* gemv_for(const char* variant) { return strcmp(variant, "avx512-vnni") == 0 ? rows_gemv_vnni : rows_gemv; }
+GemvBlock* gemv_for(const char* variant) {
+  return strcmp(variant, "avx512-vnni") == 0 ? gemv_block_vnni : gemv_block_avx2;
+}
 
 /* acc[r][g] += the int32 sums of column group g (8 columns) of one 32-column block, for
  * ``rows`` (1 or 2, a constant after inlining) rows. Two rows x 4 groups keep 8 accumulators,
@@ -123,33 +125,38 @@ void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* 
   }
 }
 
-void rows_gemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-               const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block) {
-  const int64_t quads = w->k4 / 4;
-  /* Blocks outer, row pairs inner: a block (k4 x 32 bytes, at most 128 KiB for K 4096) comes
-   * from memory once and from L2 for the next pairs. */
+void rows_gemv(GemvBlock* block, const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale,
+               int a_per_row, const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block) {
+  /* Blocks outer, rows inner: a block (k4 x 32 bytes, at most 128 KiB for K 4096) comes from
+   * memory once and from L2 for the next rows. */
   for (int64_t nb = 32 * first_block; nb < 32 * end_block; nb += 32) {
-    const int8_t* p = w->data + nb * w->k4;
     const int64_t columns = w->n - nb < 32 ? w->n - nb : 32;
     float bs[32];
     for (int64_t j = 0; j < 32; j++) bs[j] = b_scale[b_per_column && j < columns ? nb + j : 0];
-    for (int64_t r0 = 0; r0 < rows; r0 += 2) {
-      const int rr = rows - r0 < 2 ? 1 : 2;
-      const int32_t* const x[2] = {(const int32_t*)(q + r0 * w->k4), (const int32_t*)(q + (r0 + rr - 1) * w->k4)};
-      __m256i acc[2][4];
-      for (int r = 0; r < 2; r++)
-        for (int g = 0; g < 4; g++) acc[r][g] = _mm256_setzero_si256();
-      if (rr == 2) dot(x, 2, quads, p, acc);
-      else dot(x, 1, quads, p, acc);
-      for (int r = 0; r < rr; r++) {
-        float out[32];
-        const __m256 as = _mm256_set1_ps(a_scale[a_per_row ? r0 + r : 0]);
-        for (int g = 0; g < 4; g++) {  /* (sum * b_scale) * a_scale: ORT's order, so results match it bit for bit */
-          const __m256 column = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][g]), _mm256_loadu_ps(bs + 8 * g));
-          _mm256_storeu_ps(out + 8 * g, _mm256_mul_ps(column, as));
-        }
-        memcpy(y + (r0 + r) * w->n + nb, out, (size_t)columns * sizeof(float));
+    block(q, rows, w, nb, columns, bs, a_scale, a_per_row, y);
+  }
+}
+
+void gemv_block_avx2(const int8_t* q, int64_t rows, const PackedWeights* w, int64_t nb, int64_t columns,
+                     const float bs[32], const float* a_scale, int a_per_row, float* y) {
+  const int64_t quads = w->k4 / 4;
+  const int8_t* p = w->data + nb * w->k4;
+  for (int64_t r0 = 0; r0 < rows; r0 += 2) {
+    const int rr = rows - r0 < 2 ? 1 : 2;
+    const int32_t* const x[2] = {(const int32_t*)(q + r0 * w->k4), (const int32_t*)(q + (r0 + rr - 1) * w->k4)};
+    __m256i acc[2][4];
+    for (int r = 0; r < 2; r++)
+      for (int g = 0; g < 4; g++) acc[r][g] = _mm256_setzero_si256();
+    if (rr == 2) dot(x, 2, quads, p, acc);
+    else dot(x, 1, quads, p, acc);
+    for (int r = 0; r < rr; r++) {
+      float out[32];
+      const __m256 as = _mm256_set1_ps(a_scale[a_per_row ? r0 + r : 0]);
+      for (int g = 0; g < 4; g++) {  /* (sum * b_scale) * a_scale: ORT's order, so results match it bit for bit */
+        const __m256 column = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][g]), _mm256_loadu_ps(bs + 8 * g));
+        _mm256_storeu_ps(out + 8 * g, _mm256_mul_ps(column, as));
       }
+      memcpy(y + (r0 + r) * w->n + nb, out, (size_t)columns * sizeof(float));
     }
   }
 }

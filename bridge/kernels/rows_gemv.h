@@ -31,14 +31,19 @@ void quantize_rows(const float* x, int64_t rows, int64_t k, int64_t k4, int8_t* 
  * the columns of 32-column blocks [first_block, end_block) are written (threads split the
  * blocks; n32 / 32 for all). A scale array of one element (``*_per`` 0) applies to every
  * row / column. */
-typedef void RowsGemv(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-                      const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block);
-RowsGemv rows_gemv;       /* AVX2 */
-RowsGemv rows_gemv_vnni;  /* AVX-512 VNNI (and BW, VL); only where gemv_variant() names it */
+/* One variant's work on one 32-column block (columns nb .. nb + 31, of which ``columns`` are
+ * real, their b_scales in bs): y's columns of that block for every row. */
+typedef void GemvBlock(const int8_t* q, int64_t rows, const PackedWeights* w, int64_t nb, int64_t columns,
+                       const float bs[32], const float* a_scale, int a_per_row, float* y);
+GemvBlock gemv_block_avx2;  /* rows_gemv.c */
+GemvBlock gemv_block_vnni;  /* rows_gemv_vnni.c: AVX-512 VNNI (and BW, VL); only where gemv_variant() names it */
+
+void rows_gemv(GemvBlock* block, const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale,
+               int a_per_row, const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block);
 
 /* The variant for this CPU: "avx512-vnni" where the CPU has it, else "avx2"; "avx2" as well
  * when $MRT_BRIDGE_NATIVE_KERNELS is avx2 (to compare the two on one machine). */
 const char* gemv_variant(void);
-RowsGemv* gemv_for(const char* variant);
+GemvBlock* gemv_for(const char* variant);
 
 #endif

@@ -34,41 +34,36 @@ static inline __attribute__((always_inline)) void dot(const int32_t* const x[ROW
   }
 }
 
-void rows_gemv_vnni(const int8_t* q, int64_t rows, const PackedWeights* w, const float* a_scale, int a_per_row,
-                    const float* b_scale, int b_per_column, float* y, int64_t first_block, int64_t end_block) {
+void gemv_block_vnni(const int8_t* q, int64_t rows, const PackedWeights* w, int64_t nb, int64_t columns,
+                     const float bs[32], const float* a_scale, int a_per_row, float* y) {
   const int64_t quads = w->k4 / 4;
-  for (int64_t nb = 32 * first_block; nb < 32 * end_block; nb += 32) {
-    const int8_t* p = w->data + nb * w->k4;
-    const int64_t columns = w->n - nb < 32 ? w->n - nb : 32;
-    float bs[32];
-    for (int64_t j = 0; j < 32; j++) bs[j] = b_scale[b_per_column && j < columns ? nb + j : 0];
-    /* 128 * column sum, to take off the biased activation's excess. */
-    const __m512i excess[2] = {_mm512_slli_epi32(_mm512_load_si512((const void*)(w->column_sums + nb)), 7),
-                               _mm512_slli_epi32(_mm512_load_si512((const void*)(w->column_sums + nb + 16)), 7)};
-    for (int64_t r0 = 0; r0 < rows; r0 += ROWS_PER_PASS) {
-      const int rr = rows - r0 < ROWS_PER_PASS ? (int)(rows - r0) : ROWS_PER_PASS;
-      const int32_t* x[ROWS_PER_PASS];
-      __m512i acc[ROWS_PER_PASS][2];
-      for (int r = 0; r < ROWS_PER_PASS; r++) {
-        x[r] = (const int32_t*)(q + (r0 + (r < rr ? r : rr - 1)) * w->k4);
-        acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  const int8_t* p = w->data + nb * w->k4;
+  /* 128 * column sum, to take off the biased activation's excess. */
+  const __m512i excess[2] = {_mm512_slli_epi32(_mm512_load_si512((const void*)(w->column_sums + nb)), 7),
+                             _mm512_slli_epi32(_mm512_load_si512((const void*)(w->column_sums + nb + 16)), 7)};
+  for (int64_t r0 = 0; r0 < rows; r0 += ROWS_PER_PASS) {
+    const int rr = rows - r0 < ROWS_PER_PASS ? (int)(rows - r0) : ROWS_PER_PASS;
+    const int32_t* x[ROWS_PER_PASS];
+    __m512i acc[ROWS_PER_PASS][2];
+    for (int r = 0; r < ROWS_PER_PASS; r++) {
+      x[r] = (const int32_t*)(q + (r0 + (r < rr ? r : rr - 1)) * w->k4);
+      acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    }
+    switch (rr) { /* the row count a constant in each copy, so the accumulators stay in registers */
+      case 1: dot(x, 1, quads, p, acc); break;
+      case 2: dot(x, 2, quads, p, acc); break;
+      case 3: dot(x, 3, quads, p, acc); break;
+      default: dot(x, 4, quads, p, acc); break;
+    }
+    for (int r = 0; r < rr; r++) {
+      float out[32];
+      const __m512 as = _mm512_set1_ps(a_scale[a_per_row ? r0 + r : 0]);
+      for (int h = 0; h < 2; h++) { /* (sum * b_scale) * a_scale: ORT's order, as rows_gemv.c */
+        const __m512i sum = _mm512_sub_epi32(acc[r][h], excess[h]);
+        const __m512 column = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_loadu_ps(bs + 16 * h));
+        _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(column, as));
       }
-      switch (rr) { /* the row count a constant in each copy, so the accumulators stay in registers */
-        case 1: dot(x, 1, quads, p, acc); break;
-        case 2: dot(x, 2, quads, p, acc); break;
-        case 3: dot(x, 3, quads, p, acc); break;
-        default: dot(x, 4, quads, p, acc); break;
-      }
-      for (int r = 0; r < rr; r++) {
-        float out[32];
-        const __m512 as = _mm512_set1_ps(a_scale[a_per_row ? r0 + r : 0]);
-        for (int h = 0; h < 2; h++) { /* (sum * b_scale) * a_scale: ORT's order, as rows_gemv.c */
-          const __m512i sum = _mm512_sub_epi32(acc[r][h], excess[h]);
-          const __m512 column = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_loadu_ps(bs + 16 * h));
-          _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(column, as));
-        }
-        memcpy(y + (r0 + r) * w->n + nb, out, (size_t)columns * sizeof(float));
-      }
+      memcpy(y + (r0 + r) * w->n + nb, out, (size_t)columns * sizeof(float));
     }
   }
 }
