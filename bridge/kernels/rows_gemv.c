@@ -14,11 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prefetch distance in bytes of packed weights (32 quads). The matmuls of one mrt2_small frame on
- * a 2-core EPYC (AVX2), one row, p50 ms, depth decoder / temporal step: no prefetch 6.3 / 10.6,
- * 2 KiB 5.2 / 9.8, 4 KiB 5.0 / 10.5, 8 KiB 5.1 / 10.5 (runs on this VM vary by ~10%). */
-#define PREFETCH_AHEAD 4096
-
 int pack_weights(const void* w, int64_t k, int64_t n, int unsigned_weights, PackedWeights* out) {
   out->k = k;
   out->n = n;

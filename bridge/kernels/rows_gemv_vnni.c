@@ -1,4 +1,5 @@
-/* rows_gemv on AVX-512 VNNI (see rows_gemv.h): the same packed weights and the same exact sums.
+/* gemv_block_vnni: a block of rows_gemv on AVX-512 VNNI (see rows_gemv.h), from the same packed
+ * weights to the same exact sums as gemv_block_avx2.
  *
  * vpdpbusd multiplies unsigned by signed bytes and adds each group of four products into an
  * int32 lane, without the int16 step that saturates AVX2's vpmaddubsw: one instruction per 64
@@ -7,7 +8,7 @@
  * 128 * sum_k w[k][n] (PackedWeights.column_sums), so the result is sum_k q * w exactly. A quad
  * block (4 inputs x 32 columns, 128 bytes) is two zmm; up to four rows share each weight load.
  *
- * Only this file is compiled for AVX-512: rows_gemv.c calls it after checking the CPU. */
+ * Only this file is compiled for AVX-512: it runs only where gemv_variant() names it. */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
 #include <immintrin.h>
 #include <string.h>
@@ -15,7 +16,6 @@
 #include "rows_gemv.h"
 
 #define ROWS_PER_PASS 4
-#define PREFETCH_AHEAD 4096 /* bytes of packed weights, as in rows_gemv.c */
 
 /* acc[r][h] += (x[r] + 128) . w for the two 16-column halves h of one 32-column block. */
 static inline __attribute__((always_inline)) void dot(const int32_t* const x[ROWS_PER_PASS], const int rows,
