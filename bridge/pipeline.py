@@ -10,6 +10,9 @@ becomes about max(model, codec) instead of their sum, for one frame (40 ms) of
 added latency. :meth:`CodecOverlap.push` hands over frame k+1's codes and returns
 frame k with its audio; :meth:`CodecOverlap.flush` returns the last one. In line
 (``overlap=False``, or no codec) it decodes in place and adds no latency.
+:meth:`CodecOverlap.submit` is push for a caller that plays the audio: the codec
+thread hands each frame on the moment it is decoded, not when the caller next
+pushes (the daemon's ring gets it a model step sooner).
 
 A decode usually ends within the temporal step; the idle codec thread then lends
 its core to the depth decoder (:meth:`Engine.share_codec_core`, ``runtime.frame_threads``)::
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -112,8 +116,22 @@ class CodecOverlap:
         self._pending = (frame, self._pool.submit(self._decode, frame))
         return done
 
+    def submit(self, frame: Frame, deliver: Callable[[Frame], None]) -> None:
+        """Decode ``frame`` and call ``deliver(frame)`` as soon as its audio exists: on the codec
+        thread when overlapped (after the frame before it), else here. An error in either
+        is raised by the next :meth:`flush`, :meth:`push` or :meth:`submit`."""
+        if self._pool is None:
+            deliver(self._decode(frame))
+            return
+        self.flush()
+        self._pending = (frame, self._pool.submit(self._decode_and_deliver, frame, deliver))
+
+    def _decode_and_deliver(self, frame: Frame, deliver: Callable[[Frame], None]) -> Frame:
+        deliver(self._decode(frame))
+        return frame
+
     def flush(self) -> Frame | None:
-        """Wait for the frame in flight (if any) and return it decoded."""
+        """Wait for the frame in flight (if any, delivered too if it was submitted) and return it decoded."""
         if self._pending is None:
             return None
         frame, future = self._pending

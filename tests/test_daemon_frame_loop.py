@@ -27,11 +27,11 @@ def engine() -> Engine:
 
 
 def run_loop(engine: Engine, control: ControlState, sink_cls, seconds: float, *, buffer_frames: int = 4,
-             trace: FrameTrace | None = None, sink_kwargs: dict | None = None, during=None):
+             trace: FrameTrace | None = None, sink_kwargs: dict | None = None, during=None, overlap: bool = False):
     ring = AudioRing(ring_capacity(50, 48_000))
     sink = sink_cls(ring, **(sink_kwargs or {}))
     sink.open()
-    loop = FrameLoop(engine, control, ring, buffer_frames=buffer_frames, trace=trace)
+    loop = FrameLoop(engine, control, ring, buffer_frames=buffer_frames, trace=trace, overlap=overlap)
     loop.start()
     assert loop.wait_filled(30.0)
     ring.reset_low_water()
@@ -45,16 +45,19 @@ def run_loop(engine: Engine, control: ControlState, sink_cls, seconds: float, *,
     return ring, sink, loop
 
 
-def test_loop_keeps_ring_at_target_depth_without_underruns(engine: Engine) -> None:
+@pytest.mark.parametrize("overlap", [False, True])
+def test_loop_keeps_ring_at_target_depth_without_underruns(engine: Engine, overlap: bool) -> None:
     control = ControlState()
-    ring, _sink, loop = run_loop(engine, control, NullSink, 2.0, buffer_frames=4)
+    ring, _sink, loop = run_loop(engine, control, NullSink, 2.0, buffer_frames=4, overlap=overlap)
     status = loop.status()
     assert loop.failed is None
-    # Paced by the ring, not by the model's speed: never more than the buffer ahead of playback.
-    assert status["frames"] * 1920 <= ring.frames_read + 4 * 1920 + 1920, status
+    # Paced by the ring, not by the model's speed: never more than the buffer (+ the frame the
+    # overlap adds, which reaches the ring as soon as it is decoded) ahead of playback.
+    extra = 1920 * loop.codec.latency_frames
+    assert loop.frame_index * 1920 <= ring.frames_read + 4 * 1920 + 1920 + extra, status
     assert status["frames"] > 4 and ring.frames_read > 0
     assert status["underruns"] == 0, status
-    assert ring.fill <= 4 * 1920 + 1921
+    assert ring.fill <= 4 * 1920 + 1921 + extra
     assert status["step_ms"]["p50"] is not None
 
 
@@ -154,6 +157,51 @@ def test_codec_overlap_delivers_the_same_frames_in_order(overlap: bool) -> None:
         snap = replay.snapshot(i)
         expected = reference.step(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance).audio
         np.testing.assert_array_equal(audio, expected)
+
+
+class _Timed(_Collect):
+    """A tap that also notes when each frame reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: dict[int, float] = {}
+
+    def publish(self, frames: np.ndarray, frame_index: int) -> None:
+        self.at[frame_index] = time.monotonic()
+        super().publish(frames, frame_index)
+
+
+def test_overlapped_audio_reaches_the_ring_while_the_next_step_still_runs(monkeypatch) -> None:
+    """Frame k is pushed the moment the codec thread has it, not after the model's step k+1:
+    with each step held 60 ms (a slow spell) every frame is out before the next step ends,
+    and the pacing still counts the frame in the codec (same depth ahead as before)."""
+    engine = Engine(bundled_package(), provider="cpu", threads=1, seed=3)
+    generate, step_end = engine.generate, {}
+
+    def slow_generate(*args, **kwargs):
+        frame = generate(*args, **kwargs)
+        time.sleep(0.06)
+        step_end[frame.index] = time.monotonic()
+        return frame
+
+    monkeypatch.setattr(engine, "generate", slow_generate)
+    tap = _Timed()
+    ring = AudioRing(ring_capacity(10, 48_000))
+    sink = NullSink(ring)
+    sink.open()
+    loop = FrameLoop(engine, ControlState(), ring, buffer_frames=3, taps=(tap,), overlap=True)
+    loop.start()
+    assert loop.wait_filled(30.0)
+    sink.start()
+    time.sleep(0.6)
+    loop.stop()
+    sink.stop()
+    assert loop.failed is None
+    pairs = [(tap.at[k], step_end[k + 1]) for k in sorted(tap.at) if k + 1 in step_end]
+    assert len(pairs) >= 5
+    assert all(out < next_end - 0.03 for out, next_end in pairs), pairs
+    # Never more than the buffer plus the frame in the codec ahead of playback.
+    assert loop.frame_index * 1920 <= ring.frames_read + 3 * 1920 + 1920 + 1921, loop.status()
 
 
 @pytest.mark.parametrize("threshold_ms, expect_overlap", [(0.0, True), (1e9, False)])

@@ -12,11 +12,18 @@ snapshot's volume, mute, pause and MIDI gate through click-free envelopes
 (bridge/audio/gain.py), is resampled to the sink's rate if needed, pushed to
 the ring, published to taps (the PCM stream) at 48 kHz, and traced.
 
-Pacing: a new frame is produced only while the ring holds less than
-``buffer_frames`` frames, so control changes reach the ear after about
-``buffer_frames`` x 40 ms (+ one sink block + one step). The loop polls the
-ring's fill every couple of milliseconds; the consumer never signals it
-(signalling would take a lock in the audio callback).
+Pacing: a new frame is produced only while less than ``buffer_frames``
+frames are ahead of the sink (+ one with the overlap: the ring and a frame still
+in the codec), so control changes reach the ear after about ``buffer_frames`` x
+40 ms (+ one sink block + one step; + one frame with the overlap). The loop
+polls the ring's fill every couple of milliseconds; the consumer never signals
+it (signalling would take a lock in the audio callback).
+
+Overlapped, the codec thread itself processes and pushes each frame the moment
+it is decoded (:meth:`CodecOverlap.submit`), not after the next model step: a
+slow step then eats into a ring that already holds the audio made before it,
+at the same latency. One thread at a time writes the ring (the frame loop only
+after :meth:`CodecOverlap.flush`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import logging
 import math
 import threading
 import time
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -67,8 +75,6 @@ class FrameLoop:
             raise ValueError(f"--buffer-frames must be at least 1, got {buffer_frames}")
         self.engine = engine
         self.codec = CodecOverlap(engine, overlap, nice=AUDIO_NICE)
-        # The frame whose audio the codec is making: (frame index, its snapshot, wall time, step ms).
-        self._in_flight: tuple | None = None
         self.control = control
         self.ring = ring
         self.out_rate = int(out_rate)
@@ -100,10 +106,12 @@ class FrameLoop:
         self._thread.start()
 
     def wait_filled(self, timeout: float) -> bool:
-        """Block until the ring holds the target depth (before the sink starts)."""
+        """Block until the ring holds the target depth (before the sink starts), with the
+        frame the overlap adds: a slow first step then starts from a full buffer."""
         deadline = time.monotonic() + timeout
+        lead = self.out_frame_len * self.codec.latency_frames
         while time.monotonic() < deadline:
-            if self.failed or self.ring.fill + self.out_frame_len > self.target_samples:
+            if self.failed or self.ring.fill + self.out_frame_len > self.target_samples + lead:
                 return not self.failed
             time.sleep(POLL_S)
         return False
@@ -123,7 +131,7 @@ class FrameLoop:
         set_thread_nice(AUDIO_NICE)  # audio first: ahead of control threads and of a game beside us
         try:
             while not self._stop.is_set():
-                if self.ring.fill + self.out_frame_len > self.target_samples:
+                if self._ahead() + self.out_frame_len > self.target_samples:
                     self._stop.wait(POLL_S)
                     continue
                 self._produce_one()
@@ -134,6 +142,12 @@ class FrameLoop:
             self.codec.close()
             self.trace.close()
 
+    def _ahead(self) -> int:
+        """Samples ahead of the sink that count against the buffer: the ring and a frame
+        still in the codec, less the frame the overlap adds."""
+        in_codec = self.out_frame_len if self.codec.busy() else 0
+        return self.ring.fill + in_codec - self.out_frame_len * self.codec.latency_frames
+
     def _produce_one(self) -> None:
         i = self.frame_index
         wall = time.time()
@@ -141,32 +155,27 @@ class FrameLoop:
         if snap.buffer_samples is not None:
             self._set_buffer(snap.buffer_samples)
         if snap.reset or snap.seed is not None:
-            self._output_in_flight(self.codec.flush())  # it belongs to the stream before the reset
+            self.codec.flush()  # the frame in the codec belongs to the stream before the reset
             self.engine.reset(seed=snap.seed)
             self.gain.reset()
             self.engine_resets += 1
             log.info("engine reset at frame %d%s", i, "" if snap.seed is None else f" (seed {snap.seed})")
         self.frame_index = i + 1
+        if snap.paused:
+            self.codec.flush()  # whether the fade-out is done depends on the frame in the codec
         if not self.gain.needs_audio(snap.paused):  # paused, and the fade-out is done
-            self._output_in_flight(self.codec.flush())
             self._output(self._silence, i, snap, wall, None)
             return
         t0 = time.perf_counter()
         frame = self.engine.generate(snap.conditioning, snap.temperature, snap.top_k, guidance=snap.guidance)
-        done = self.codec.push(frame)
+        self.codec.flush()  # one frame in the codec at a time
         step_ms = (time.perf_counter() - t0) * 1e3
         self.step_times.add(step_ms)
-        previous, self._in_flight = self._in_flight, (i, snap, wall, step_ms)
-        if done is None:
-            return
-        if previous is None:  # decoded in line (no overlap): it is this frame
-            previous, self._in_flight = self._in_flight, None
-        self._output_frame(done.audio, previous)
+        self.codec.submit(frame, partial(self._deliver, (i, snap, wall, step_ms)))
 
-    def _output_in_flight(self, done) -> None:
-        if done is not None and self._in_flight is not None:
-            meta, self._in_flight = self._in_flight, None
-            self._output_frame(done.audio, meta)
+    def _deliver(self, meta: tuple, frame) -> None:
+        """A decoded frame (on the codec thread when overlapped): envelopes, ring, taps, trace."""
+        self._output_frame(frame.audio, meta)
 
     def _output_frame(self, audio: np.ndarray | None, meta: tuple) -> None:
         i, snap, wall, step_ms = meta
