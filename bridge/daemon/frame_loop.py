@@ -101,6 +101,11 @@ class FrameLoop:
     def target_samples(self) -> int:
         return self.buffer_frames * FRAME_SAMPLES * self.out_rate // SAMPLE_RATE
 
+    @property
+    def overlap_samples(self) -> int:
+        """The frame the overlap adds ahead of playback (0 when decoding in line)."""
+        return self.out_frame_len * self.codec.latency_frames
+
     def start(self) -> None:
         self.started_at = time.monotonic()
         self._thread.start()
@@ -109,9 +114,8 @@ class FrameLoop:
         """Block until the ring holds the target depth (before the sink starts), with the
         frame the overlap adds: a slow first step then starts from a full buffer."""
         deadline = time.monotonic() + timeout
-        lead = self.out_frame_len * self.codec.latency_frames
         while time.monotonic() < deadline:
-            if self.failed or self.ring.fill + self.out_frame_len > self.target_samples + lead:
+            if self.failed or self.ring.fill + self.out_frame_len > self.target_samples + self.overlap_samples:
                 return not self.failed
             time.sleep(POLL_S)
         return False
@@ -146,7 +150,7 @@ class FrameLoop:
         """Samples ahead of the sink that count against the buffer: the ring and a frame
         still in the codec, less the frame the overlap adds."""
         in_codec = self.out_frame_len if self.codec.busy() else 0
-        return self.ring.fill + in_codec - self.out_frame_len * self.codec.latency_frames
+        return self.ring.fill + in_codec - self.overlap_samples
 
     def _produce_one(self) -> None:
         i = self.frame_index
