@@ -173,8 +173,7 @@ class _Timed(_Collect):
 
 def test_overlapped_audio_reaches_the_ring_while_the_next_step_still_runs(monkeypatch) -> None:
     """Frame k is pushed the moment the codec thread has it, not after the model's step k+1:
-    with each step held 60 ms (a slow spell) every frame is out before the next step ends,
-    and the pacing still counts the frame in the codec (same depth ahead as before)."""
+    with each step held 60 ms (a slow spell) every frame is out before the next step ends."""
     engine = Engine(bundled_package(), provider="cpu", threads=1, seed=3)
     generate, step_end = engine.generate, {}
 
@@ -200,8 +199,6 @@ def test_overlapped_audio_reaches_the_ring_while_the_next_step_still_runs(monkey
     pairs = [(tap.at[k], step_end[k + 1]) for k in sorted(tap.at) if k + 1 in step_end]
     assert len(pairs) >= 5
     assert all(out < next_end - 0.03 for out, next_end in pairs), pairs
-    # Never more than the buffer plus the frame in the codec ahead of playback.
-    assert loop.frame_index * 1920 <= ring.frames_read + 3 * 1920 + 1920 + 1921, loop.status()
 
 
 @pytest.mark.parametrize("threshold_ms, expect_overlap", [(0.0, True), (1e9, False)])
