@@ -8,12 +8,14 @@ same seed and controls, audio within 1 LSB at int16.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from bridge.conditioning import Conditioning, build_vector
 from bridge.control.state import ControlState
-from bridge.daemon.streams import MultiFrameLoop, StreamSlot
+from bridge.daemon.streams import MultiFrameLoop, StreamClock, StreamSlot
 from bridge.engine import Engine
 from bridge.multistream import MultiStreamEngine, StreamInput
 from tests.priority_util import assert_audio_priority
@@ -141,3 +143,49 @@ def test_streams_audio_threads_run_ahead_of_control(bundled_package) -> None:
         assert_audio_priority(loop._thread, "streams-codec")
     finally:
         loop.stop()
+
+
+class _Arrivals:
+    """A stream's WebSocket tap stand-in: when each of its frames came out."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+
+    def publish(self, frames: np.ndarray, frame_index: int) -> None:
+        self.at[frame_index] = time.monotonic()
+
+
+def test_streams_overlapped_audio_reaches_the_rings_while_the_next_step_still_runs(bundled_package,
+                                                                                    monkeypatch) -> None:
+    """Overlapped, a batch's audio goes into every stream's ring (and out to its taps) the moment
+    the codec thread has it, not after the next batched step: with each step held 60 ms (a slow
+    spell) every frame is out well before the next step ends."""
+    engine = MultiStreamEngine(bundled_package, 2, threads=1)
+    generate, step_end = engine.generate, []
+
+    def slow_generate(inputs):
+        frames = generate(inputs)
+        time.sleep(0.06)
+        step_end.append(time.monotonic())
+        return frames
+
+    monkeypatch.setattr(engine, "generate", slow_generate)
+    taps = [_Arrivals(), _Arrivals()]
+    slots = [StreamSlot(sid, ControlState(), None, ws=taps[sid]) for sid in range(2)]
+    loop = MultiFrameLoop(engine, slots, buffer_frames=3, overlap=True)
+    for sid in range(2):
+        loop.request_open(sid, sid + 1)
+    clock = StreamClock(slots)
+    loop.start()
+    try:
+        assert loop.wait_filled(2, 30.0)
+        clock.start()
+        time.sleep(0.6)
+    finally:
+        loop.stop()
+        clock.stop()
+    assert loop.failed is None
+    for tap in taps:  # both streams are in every step from the first, so frame k came from step k
+        pairs = [(tap.at[k], step_end[k + 1]) for k in sorted(tap.at) if k + 1 < len(step_end)]
+        assert len(pairs) >= 5
+        assert all(out < next_end - 0.03 for out, next_end in pairs), pairs

@@ -232,6 +232,9 @@ def test_streams_daemon_end_to_end(bundled_package: Path, overlap: str) -> None:
         assert proc.wait(20) == 0, "".join(log)
     text = "".join(log)
     assert "stream 1 closed" in text and "Traceback" not in text
+    # The reported latency counts the overlap's frame (3 frames of buffer + 1 clock block of 1024 samples).
+    want = "182 ms (buffer 3 frames + 1 in the codec)" if overlap == "on" else "142 ms"
+    assert f"control latency about {want}\n" in text, text
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -40,7 +40,7 @@ class MultiDaemon:
         opts = host.opts
         log.info("serving %d streams (%d open) from one batched engine, %d guidance rows each; PCM on "
                  "tcp://%s:%s+id; control latency %s", opts.streams, opts.open_streams, host.engine.rows,
-                 opts.pcm_host, opts.pcm_base, describe_latency(opts.buffer_frames))
+                 opts.pcm_host, opts.pcm_base, describe_latency(opts.buffer_frames, int(bool(host.loop.overlap))))
 
     def run(self, stop: StopFlag) -> int:
         try:

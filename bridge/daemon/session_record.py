@@ -96,7 +96,8 @@ class SessionRecorder:
         self._codes.write(json.dumps({"frame": self._frame, "codes": [int(c) for c in codes]}) + "\n")
 
     def publish(self, frames: np.ndarray, frame_index: int) -> None:
-        """Frame-loop tap: the frame's 48 kHz audio as played."""
+        """Frame-loop tap: the frame's 48 kHz audio as played (called on the codec thread when
+        overlapped, one frame at a time, before close)."""
         self._wav.writeframesraw(to_int16(frames).tobytes())
 
     def close(self) -> None:

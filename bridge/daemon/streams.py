@@ -9,10 +9,13 @@ underruns are counted per stream exactly as in the single-stream daemon.
 
 Threads: the OSC thread only marks a stream wanted open/closed (the reply goes
 out at once); the frame-loop thread owns the engine and applies those wishes
-at the next frame. A stream that joins starts with ``buffer_frames`` frames of
-silence in its ring, so it plays in step with the others (same latency) and
-never underruns while catching up. A stream that closes stops being read;
-the others' state and rings are untouched.
+at the next frame. With the overlap on, a codec thread decodes each batch
+while the next is generated and writes its audio into the rings itself; the
+loop waits for it (flush) before a stream joins, leaves or resets. A stream
+that joins starts with ``buffer_frames`` frames of silence in its ring, so it
+plays in step with the others (same latency) and never underruns while
+catching up. A stream that closes stops being read; the others' state and
+rings are untouched.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.pcm_stream import PcmStreamServer
 from bridge.audio.ring import AudioRing
 from bridge.audio.sinks.clocked import DEFAULT_BLOCK, ClockedSink
@@ -146,11 +149,12 @@ class MultiFrameLoop:
         self._silence = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self._scaled = np.zeros((FRAME_SAMPLES, 2), np.float32)
         self.preroll = False  # joining streams start with buffer_frames of silence (once the clock runs)
-        # Codec on a second thread one frame behind the model step (as bridge.pipeline does for one
-        # stream); None: decided by wait_filled from the first frames' step time.
+        # Codec on a second thread one frame behind the model step, pushing each batch's audio into
+        # the rings the moment it is decoded (as bridge.pipeline's submit does for one stream);
+        # None: decided by wait_filled from the first frames' step time.
         self.overlap = overlap
         self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: tuple[list[_Pending], Future] | None = None
+        self._in_flight: Future | None = None
         self._lock = threading.Lock()  # guards wanted_open / seed between OSC and the loop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streams-frame-loop", daemon=True)
@@ -187,12 +191,19 @@ class MultiFrameLoop:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    @property
+    def overlap_samples(self) -> int:
+        """The frame the overlap adds ahead of playback (0 when decoding in line or undecided)."""
+        return FRAME_SAMPLES if self.overlap else 0
+
     def wait_filled(self, n_open: int, timeout: float) -> bool:
-        """Block until ``n_open`` streams are open with full rings (before the clock starts)."""
+        """Block until ``n_open`` streams are open with full rings (before the clock starts),
+        with the overlap's frame too when it is on."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.failed:
             rings = [s.ring for s in self.slots if s.open]
-            if len(rings) == n_open and all(r.fill + FRAME_SAMPLES > self.target for r in rings):
+            full = self.target + self.overlap_samples
+            if len(rings) == n_open and all(r.fill + FRAME_SAMPLES > full for r in rings):
                 for r in rings:
                     r.reset_low_water()
                 if self.overlap is None:
@@ -213,8 +224,8 @@ class MultiFrameLoop:
         try:
             while not self._stop.is_set():
                 self._apply_requests()
-                rings = [s.ring for s in self.slots if s.open]
-                if not rings or min(r.fill for r in rings) + FRAME_SAMPLES > self.target:
+                ahead = self._ahead()
+                if ahead is None or ahead + FRAME_SAMPLES > self.target:
                     self._stop.wait(POLL_S)
                     continue
                 self._produce_one()
@@ -224,6 +235,15 @@ class MultiFrameLoop:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+
+    def _ahead(self) -> int | None:
+        """Samples ahead of the clock that count against the buffer (None: no stream open): the
+        emptiest ring and a batch still in the codec, less the frame the overlap adds."""
+        rings = [s.ring for s in self.slots if s.open]
+        if not rings:
+            return None
+        in_codec = FRAME_SAMPLES if self._in_flight is not None and not self._in_flight.done() else 0
+        return min(r.fill for r in rings) + in_codec - self.overlap_samples
 
     def _apply_requests(self) -> None:
         with self._lock:
@@ -284,39 +304,43 @@ class MultiFrameLoop:
         for p in work:
             p.codes = frames[p.slot.sid].codes if p.slot.sid in frames else None
         if self.overlap:
-            done = self._take_in_flight()
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="streams-codec",
-                                                initializer=set_thread_nice, initargs=(AUDIO_NICE,))
-            self._in_flight = (work, self._pool.submit(self._decode, work))
+            self._flush()  # one batch in the codec at a time
         else:
-            done = self._decode(work)
+            self._decode(work)
         step_ms = (time.perf_counter() - t0) * 1e3
         if inputs:
             self.step_times.add(step_ms)
             self.batch_sizes.add(float(len(inputs)))
         self.steps += 1
-        for p in done:
-            self._output(p)
+        if self.overlap:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="streams-codec",
+                                                initializer=set_thread_nice, initargs=(AUDIO_NICE,))
+            self._in_flight = self._pool.submit(self._decode_and_output, work)
+        else:
+            self._output_all(work)
 
-    def _decode(self, work: list[_Pending]) -> list[_Pending]:
+    def _decode(self, work: list[_Pending]) -> None:
         """Each stream's codec on its frame's codes (on the codec thread with overlap)."""
         for p in work:
             if p.codes is not None:
                 p.audio = self.engine.decode(p.slot.sid, p.codes)
-        return work
 
-    def _take_in_flight(self) -> list[_Pending]:
-        if self._in_flight is None:
-            return []
-        _, future = self._in_flight
-        self._in_flight = None
-        return future.result()
+    def _output_all(self, work: list[_Pending]) -> None:
+        for p in work:
+            self._output(p)
+
+    def _decode_and_output(self, work: list[_Pending]) -> None:
+        """The codec thread's job: a batch's audio goes into the rings the moment it exists."""
+        self._decode(work)
+        self._output_all(work)
 
     def _flush(self) -> None:
-        """Wait for the frames in the codec and output them (before a stream joins, leaves or resets)."""
-        for p in self._take_in_flight():
-            self._output(p)
+        """Wait until the batch in the codec is in the rings; raise its error, if any (before
+        a stream joins, leaves or resets, and before the next batch goes to the codec)."""
+        future, self._in_flight = self._in_flight, None
+        if future is not None:
+            future.result()
 
     def _output(self, p: _Pending) -> None:
         slot, snap = p.slot, p.snap
@@ -368,5 +392,8 @@ def check_ports(base: int, streams: int) -> None:
                          "must lie within 1..65535")
 
 
-def describe_latency(buffer_frames: int) -> str:
-    return f"about {math.ceil(buffer_frames * 40 + 1000 * CLOCK_BLOCK / SAMPLE_RATE)} ms"
+def describe_latency(buffer_frames: int, overlap_frames: int = 0) -> str:
+    """Control-to-output latency of ``--streams``: the buffer, the overlap's frame and one clock block."""
+    frames = buffer_frames + overlap_frames
+    extra = f" (buffer {buffer_frames} frames + {overlap_frames} in the codec)" if overlap_frames else ""
+    return f"about {math.ceil(frames * FRAME_MS + 1000 * CLOCK_BLOCK / SAMPLE_RATE)} ms{extra}"

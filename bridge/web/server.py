@@ -79,9 +79,9 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
 class AudioTap:
     """FrameLoop tap: each 48 kHz frame becomes one PCM stream packet in a bounded queue.
 
-    ``publish`` runs on the frame-loop thread: one encode and a deque append,
-    never a lock or a wait. When this server falls 2 s behind, the oldest
-    packets are dropped and counted.
+    ``publish`` runs on the frame-loop thread (the codec thread when overlapped):
+    one encode and a deque append, never a lock or a wait. When this server
+    falls 2 s behind, the oldest packets are dropped and counted.
     """
 
     def __init__(self, maxlen: int = TAP_QUEUE) -> None:
