@@ -6,6 +6,10 @@ codec decode) at upstream's default sampling settings, and report per-stage
 and total percentiles. With overlap (the daemon's default) the codec decodes
 frame k on a second thread while frame k+1 is generated, and "total" is the
 wall time of one such frame period; without it, the plain sum of the stages.
+Over the measured frames it also reads the process's CPU time (all threads): a
+frame's CPU work, and how busy the cores were. On N cores a frame period can
+average no less than work / N, so a figure near 100% says only less work makes
+frames faster, and a low one that the work waits on itself.
 
 Quality (``--against REF``): the reference package decodes greedily; the
 package under test is teacher-forced with the reference's tokens so errors do
@@ -77,8 +81,11 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     wide = 0
     codec = CodecOverlap(engine, overlap)
+    first_measured = warmup + codec.latency_frames
     try:
-        for i in range(warmup + frames + codec.latency_frames):
+        for i in range(first_measured + frames):
+            if i == first_measured:
+                cpu0, wall0 = time.process_time(), time.perf_counter()
             t0 = time.perf_counter()
             done = codec.push(engine.generate(bench_conditioning(i)))
             period = (time.perf_counter() - t0) * 1e3
@@ -88,9 +95,11 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
                 timings[s].append(done.timings_ms.get(s, 0.0))
             wide += done.depth_threads > engine.threads["model"]
             timings["total"].append(period if codec.overlap else sum(done.timings_ms.get(s, 0.0) for s in STAGES[:-1]))
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
         codec.close()
     total = _pct(timings["total"])
+    host = machine()
     import onnxruntime as ort
 
     return {
@@ -100,6 +109,8 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "overlap": codec.overlap,
         "threads": engine.threads,
         "depth_wide_share": round(wide / frames, 4),
+        "cpu_ms_per_frame": round(cpu_s * 1e3 / frames, 3),
+        "cores_busy": round(cpu_s / (host["cores"] * wall_s), 4),
         "rtf": round(total["mean_ms"] / FRAME_MS, 4),
         "x_realtime_p50": round(FRAME_MS / total["p50_ms"], 2),
         "stages": {s: _pct(timings[s]) for s in STAGES if s != "total"},
@@ -113,7 +124,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "synthetic": engine.is_synthetic,
         "provider": engine.provider,
         "onnxruntime": ort.__version__,
-        "machine": machine(),
+        "machine": host,
     }
 
 
@@ -187,6 +198,12 @@ def format_report(result: dict) -> str:
         f"threads: model {t['model']}, codec {t['codec']}; depth decoder on {t['depth_wide']} in "
         f"{result['depth_wide_share']:.0%} of frames (those with no decode beside it)"
         if t["depth_wide"] else f"threads: model {t['model']}, codec {t['codec']}"
+    )
+    cpu = result["cpu_ms_per_frame"]
+    cores = result["machine"]["cores"]
+    lines.append(
+        f"CPU {cpu:.2f} ms a frame (all threads): {cores} cores {result['cores_busy']:.0%} busy; "
+        f"at this much work a frame period averages at least {cpu / cores:.2f} ms"
     )
     lines.append(
         f"real-time factor {result['rtf']:.3f} (mean step / 40 ms; < 1 is faster than real time), "

@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Stream frames through the full frame step (encoder, temporal step, depth decoder with "
             "sampling, codec decode) and report p50/p95/p99/max milliseconds per 40 ms frame, the "
-            "real-time factor and a per-stage breakdown. Optionally compare quality against a "
+            "real-time factor, a per-stage breakdown and a frame's CPU work (all threads; on N cores "
+            "a frame period averages at least work / N, so cores near 100% busy mean only less work "
+            "is faster: JSON cpu_ms_per_frame, cores_busy). Optionally compare quality against a "
             "reference package (e.g. the fp32 export of the same checkpoint) and speed against "
             "upstream's JAX implementation on the same checkpoint. On AVX2 CPUs without AMX the int8 "
             "matmuls of rows/rows_u8 packages run on mrt-bridge's own exact kernel (the header says "
