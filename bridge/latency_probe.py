@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE
 from bridge.daemon.frame_loop import DEFAULT_BUFFER_FRAMES
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _measure(model, repeats, buffer_frames, via, change, seed, threads, provider
     from bridge.stop_flag import StopFlag
 
     per_repeat = SETTLE_S[1] + AFTER_S + 0.2
-    ref_frames = int((SETTLE_S[1] + AFTER_S) * 25) + 10
+    ref_frames = int((SETTLE_S[1] + AFTER_S) * FRAME_RATE) + 10
     opts = ServeOptions(model=model, audio="jack", midi="jack" if via == "midi" else "none",
                         osc_port=_free_udp_port(), buffer_frames=buffer_frames, jack_autoconnect=False,
                         threads=threads, provider=provider, overlap=overlap)

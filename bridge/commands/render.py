@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge import FRAME_MS, FRAME_RATE
 from bridge.commands.engine_args import add_engine_args, engine_options
 
 log = logging.getLogger("mrt-bridge")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return render_v1(args)
     if args.guidance is not None:
         raise ValueError("--guidance is for v1 packages; MRT2 guidance comes from --preset / --config")
-    frames = args.frames if args.frames is not None else int(round(args.seconds * 25))
+    frames = args.frames if args.frames is not None else int(round(args.seconds * FRAME_RATE))
     if frames <= 0:
         raise ValueError("nothing to render: --frames/--seconds must be positive")
     if (args.temperature is not None and not 0 <= args.temperature <= 3) or \
@@ -138,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
         np.save(args.trace_out, result.conditioning)
     t = np.array(result.timings_ms) if result.timings_ms else np.zeros(1)
     print(
-        f"wrote {args.out}: {frames} frames ({frames / 25:.2f} s), model {engine.package.size}"
+        f"wrote {args.out}: {frames} frames ({frames / FRAME_RATE:.2f} s), model {engine.package.size}"
         f"{' (synthetic)' if engine.is_synthetic else ''}, seed {args.seed}, guidance rows {engine.rows}"
         f"{f', prefill {prefill}' if prefill else ''}; "
         f"step p50 {np.percentile(t, 50):.1f} ms, p99 {np.percentile(t, 99):.1f} ms "
-        f"({40.0 / max(np.percentile(t, 50), 1e-6):.2f}x real time at p50)"
+        f"({FRAME_MS / max(np.percentile(t, 50), 1e-6):.2f}x real time at p50)"
     )
     return 0

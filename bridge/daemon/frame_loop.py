@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bridge import FRAME_SAMPLES, SAMPLE_RATE
+from bridge import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 from bridge.audio.gain import OutputGain
 from bridge.audio.resample import LinearResampler
 from bridge.audio.ring import AudioRing
@@ -209,7 +209,7 @@ class FrameLoop:
     def _set_buffer(self, samples: int) -> None:
         frames = max(1, min(self.max_buffer_frames, math.ceil(samples / FRAME_SAMPLES)))
         if frames != self.buffer_frames:
-            log.info("buffer: %d -> %d frames (%d ms)", self.buffer_frames, frames, frames * 40)
+            log.info("buffer: %d -> %d frames (%d ms)", self.buffer_frames, frames, round(frames * FRAME_MS))
             self.buffer_frames = frames
 
     # -- reporting ----------------------------------------------------------------
@@ -221,7 +221,7 @@ class FrameLoop:
             "frames_generated": self.frame_index,
             "step_ms": {**self.step_times.percentiles(), "max": round(self.step_times.maximum, 3)},
             "buffer_frames": self.buffer_frames,
-            "buffer_ms": self.buffer_frames * 40,
+            "buffer_ms": round(self.buffer_frames * FRAME_MS),
             "codec_overlap_frames": self.codec.latency_frames,
             "num_cfgs": getattr(self.engine, "num_cfgs", None),
             "prefill_frames": getattr(self.engine, "prefilled_frames", 0),

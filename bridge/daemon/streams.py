@@ -371,7 +371,7 @@ class MultiFrameLoop:
             "step_ms": {**self.step_times.percentiles(), "max": round(self.step_times.maximum, 3)},
             "batch_p50": self.batch_sizes.percentiles((50,))["p50"],
             "buffer_frames": self.buffer_frames,
-            "buffer_ms": self.buffer_frames * 40,
+            "buffer_ms": round(self.buffer_frames * FRAME_MS),
             "codec_overlap_frames": int(bool(self.overlap)),
             "num_cfgs": self.engine.num_cfgs,
             "underruns": sum(s["underruns"] for s in per),
