@@ -1,4 +1,4 @@
-"""benchmarks/vector_units.py builds its probe and reports each CPU's int8 multiply rate."""
+"""benchmarks/vector_units.py builds its probe and reports each CPU's int8 multiply and memory read rates."""
 
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ def test_vector_units_reports_each_cpu_alone_and_together():
     if compiler() is None:
         missing("no C compiler (cc/gcc) for benchmarks/vector_units.c")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vector_units.py"), "--repeat", "1",
-                          "--iterations", "1000000"], capture_output=True, text=True, check=True, cwd=ROOT)
+                          "--iterations", "1000000", "--read-mb", "8"], capture_output=True, text=True, check=True, cwd=ROOT)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     cpus = sorted(os.sched_getaffinity(0))
     assert report["cpus"] == cpus and len(report["together_gmac_s"]) == len(cpus)
     assert all(v > 0 for v in report["alone_gmac_s"].values()) and all(v > 0 for v in report["together_gmac_s"])
     assert 0 < report["together_over_alone"] < 3
     assert f"cpu {cpus[0]}: alone" in out.stdout
+    assert report["read_mb"] == 8 and set(report["alone_read_gb_s"]) == {str(c) for c in cpus}
+    assert all(v > 0 for v in report["alone_read_gb_s"].values()) and all(v > 0 for v in report["together_read_gb_s"])
+    assert len(report["together_read_gb_s"]) == len(cpus) and report["read_together_over_alone"] > 0
