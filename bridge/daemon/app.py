@@ -236,6 +236,8 @@ class Daemon:
         release = getattr(self.inputs_factory, "close", None)
         if release is not None:
             release()
+        # The ring's low water while frames were still coming: the drain below empties it.
+        low_water_ms = None if self.loop is None else self.loop.status()["ring_low_water_ms"]
         if self.loop is not None:
             self.loop.stop()
         if self.ring is not None:
@@ -256,9 +258,9 @@ class Daemon:
             self.daw.audio_in.close()
         if self.loop is not None:
             status = self.loop.status()
-            log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms",
+            log.info("stopped after %d frames: %d underruns, step p50 %s / p99 %s ms, ring low water %s ms",
                      status["frames"], status["underruns"], status["step_ms"]["p50"],
-                     status["step_ms"]["p99"])
+                     status["step_ms"]["p99"], low_water_ms)
 
 
 def _playback_ms(sink: Sink) -> float:
