@@ -55,6 +55,8 @@ def main() -> int:
     p.add_argument("--read-mb", type=int, default=256,
                    help="megabytes each copy streams from memory (default 256: beyond any cache)")
     args = p.parse_args()
+    if min(args.repeat, args.iterations, args.read_mb) < 1:
+        p.error("--repeat, --iterations and --read-mb must be >= 1")
     if "avx2" not in machine()["isa"]:
         sys.exit("vector_units: this CPU has no AVX2")
     cpus = sorted(os.sched_getaffinity(0))

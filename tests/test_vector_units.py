@@ -33,3 +33,9 @@ def test_vector_units_reports_each_cpu_alone_and_together():
     assert report["read_mb"] == 8 and set(report["alone_read_gb_s"]) == {str(c) for c in cpus}
     assert all(v > 0 for v in report["alone_read_gb_s"].values()) and all(v > 0 for v in report["together_read_gb_s"])
     assert len(report["together_read_gb_s"]) == len(cpus) and report["read_together_over_alone"] > 0
+
+
+def test_vector_units_refuses_an_empty_read_in_one_line():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vector_units.py"), "--read-mb", "0"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "--read-mb must be >= 1" in out.stderr and "Traceback" not in out.stderr
