@@ -9,7 +9,7 @@ wall time of one such frame period; without it, the plain sum of the stages.
 Over the measured frames it also reads the process's CPU time (all threads): a
 frame's CPU work, and how busy the cores were. On N cores a frame period can
 average no less than work / N, so a figure near 100% says only less work makes
-frames faster, and a low one that the work waits on itself.
+frames faster, and a low one that part of the work waits for the rest.
 
 Quality (``--against REF``): the reference package decodes greedily; the
 package under test is teacher-forced with the reference's tokens so errors do
