@@ -5,7 +5,10 @@ mrt2_base's codec) exactly as ``mrt-bridge export`` does, streams random codes (
 audio (encoder) one frame per call through ``bridge.runtime.StatefulSession`` and prints,
 per graph and thread count, p50/p99 wall milliseconds and, at one thread, the p50 CPU
 milliseconds of the calling thread (which does all the work then: steadier than wall time on a
-shared machine, equal to it on a quiet one), then the int8 decoder's SNR against fp32. The
+shared machine, equal to it on a quiet one), then the int8 decoder's SNR against fp32. Where
+mrt-bridge's kernels run (an AVX2 CPU with FMA), the int8 decoder is also timed as the engine
+runs it: ``decoder_int8_elu`` with its ELUs fused (bridge/kernels/elu_quantize.py) and
+``decoder_int8_native`` with the output conv on ``NarrowConv`` as well (narrow_conv.py). The
 last line is one JSON object.
 
     .venv/bin/python benchmarks/codec_bench.py --size full --threads 1 2
@@ -14,6 +17,7 @@ last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -22,15 +26,20 @@ import onnxruntime as ort
 
 from bridge import io_names
 from bridge.bench import machine
+from bridge.kernels import build
+from bridge.kernels.elu_quantize import fuse_elu_quantize
+from bridge.kernels.narrow_conv import move_narrow_convs
 from bridge.runtime import StatefulSession, session_options
 from onnx_export.codec_int8 import build_int8_codec_decoder, codec_snr_db
 from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
 from onnx_export.spectrostream_encoder import build_codec_encoder, synth_spectrostream_encoder_tensors
 
 
-def time_graph(model, threads: int, frames: int, warmup: int) -> dict:
-    sess = StatefulSession(ort.InferenceSession(model.SerializeToString(), session_options(threads),
-                                                providers=["CPUExecutionProvider"]))
+def time_graph(model, threads: int, frames: int, warmup: int, library: str | None = None) -> dict:
+    opts = session_options(threads)
+    if library:
+        opts.register_custom_ops_library(library)
+    sess = StatefulSession(ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]))
     rng = np.random.default_rng(0)
     audio_in = io_names.AUDIO in sess.input_names
     wall, cpu = [], []
@@ -49,6 +58,15 @@ def time_graph(model, threads: int, frames: int, warmup: int) -> dict:
     return out
 
 
+def native_kernels() -> str | None:
+    """The kernels' library where the engine would use it for the codec here, else None."""
+    isa = machine()["isa"]
+    if "avx2" not in isa or "fma" not in isa:
+        return None
+    lib = build.library()
+    return str(lib) if lib else None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="full", choices=["full", "tiny"], help="codec size (default full)")
@@ -63,13 +81,20 @@ def main() -> int:
     graphs = {"decoder_fp32": build_codec_decoder(weights, cfg),
               "decoder_int8": build_int8_codec_decoder(weights, cfg),
               "encoder_fp32": build_codec_encoder(enc_weights, cfg)}
+    library = native_kernels()
+    if library:
+        graphs["decoder_int8_elu"] = copy.deepcopy(graphs["decoder_int8"])
+        fuse_elu_quantize(graphs["decoder_int8_elu"])
+        graphs["decoder_int8_native"] = copy.deepcopy(graphs["decoder_int8_elu"])
+        move_narrow_convs(graphs["decoder_int8_native"])
+        graphs["encoder_fp32"] = graphs.pop("encoder_fp32")  # last, after the decoders
     result: dict = {"size": args.size, **machine(), "graphs": {}}
     for name, model in graphs.items():
         for threads in args.threads:
-            r = time_graph(model, threads, args.frames, args.warmup)
+            r = time_graph(model, threads, args.frames, args.warmup, library if "native" in name or "elu" in name else None)
             result["graphs"][f"{name}@{threads}t"] = r
             cpu = f"  cpu p50 {r['cpu_p50_ms']:7.2f} ms" if "cpu_p50_ms" in r else ""
-            print(f"{name:14s} threads={threads}  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+            print(f"{name:19s} threads={threads}  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
                   + cpu, flush=True)
     snr = codec_snr_db(graphs["decoder_fp32"], graphs["decoder_int8"], cfg.rvq_truncation_level)
     result["decoder_int8_snr_db"] = round(snr, 2)

@@ -152,9 +152,10 @@ def session_options(threads: int | None = None, spin: bool = False) -> ort.Sessi
 
 def make_session(path: Path, providers: list[str], threads: int | None = None,
                  spin: bool = False) -> ort.InferenceSession:
-    """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls and int8 codec
-    ELUs on the native kernels where ``native_int8_kernel`` says so (from a relabelled copy of
-    the graph), else, or if that copy cannot be made or loaded (logged), on ORT's kernels."""
+    """An ORT session for the graph at ``path``; its rows-scheme int8 MatMuls, int8 codec
+    ELUs and narrow float convs on the native kernels where ``native_int8_kernel`` says so
+    (from a relabelled copy of the graph), else, or if that copy cannot be made or loaded
+    (logged), on ORT's kernels."""
     if kernel := native_int8_kernel(providers):
         from .kernels import rows_matmul
 

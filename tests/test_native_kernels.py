@@ -378,3 +378,106 @@ def test_int8_codec_on_the_fused_elus_sounds_as_on_orts(library):
              for s in (plain, fused)]
     assert np.abs(audio[0]).max() > 0
     assert audio_snr_db(audio[0], audio[1]) >= 40.0  # int8 against fp32 is ~29 dB (test_precision)
+
+
+def _conv_model(n=2, c=256, h=10, w=120, o=8, kh=7, kw=3, seed=0, weight_input=False, bias=True, **attrs):
+    """x [n, c, h, w] through one float Conv with ``attrs``."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array((rng.normal(size=(o, c, kh, kw)) / np.sqrt(c * kh * kw)).astype(np.float32), "W")]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.normal(size=o).astype(np.float32), "B"))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, h, w])]
+    if weight_input:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, [o, c, kh, kw]))
+        inits = inits[1:]
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "W", "B"] if bias else ["x", "W"], ["y"], name="conv", **attrs)],
+                              "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [
+    dict(pads=[0, 1, 0, 1]),  # the codec's output conv
+    dict(n=1, c=5, h=6, w=13, kh=3, kw=5, pads=[1, 2, 2, 0]),  # a partial last tile, every side padded
+    dict(n=3, c=4, h=3, w=4, kh=2, kw=6, pads=[0, 3, 1, 2]),  # taps wider than the input
+    dict(n=1, c=3, h=2, w=30, kh=3, kw=1, pads=[2, 0, 2, 0]),  # output rows that see one input row
+    dict(n=1, c=7, h=5, w=25, kh=1, kw=1),  # no pads
+], ids=["codec-output", "edges", "wide-taps", "tall-pads", "1x1"])
+def test_narrow_conv_is_orts_conv(library, threads, shape):
+    """NarrowConv against ORT's Conv on the same graph: the same sums in another order, so equal
+    to float rounding (1e-5 of the output's scale; fp32 sums of up to 5,376 products)."""
+    from bridge.kernels.narrow_conv import OP, move_narrow_convs
+
+    model = _conv_model(**shape)
+    x = np.random.default_rng(1).normal(size=[d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim])
+    ref = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=CPU).run(None, {"x": x.astype(np.float32)})[0]
+    assert move_narrow_convs(model) == 1 and model.graph.node[0].op_type == OP
+    got = _session_threads(model, library, threads).run(None, {"x": x.astype(np.float32)})[0]
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("change", [
+    dict(o=16), dict(o=4), dict(c=16, group=2), dict(strides=[1, 2]), dict(dilations=[2, 1]),
+    dict(auto_pad="SAME_UPPER"), dict(bias=False), dict(weight_input=True),
+], ids=["16-outputs", "4-outputs", "grouped", "strided", "dilated", "auto-pad", "no-bias", "weight-not-constant"])
+def test_narrow_conv_move_takes_only_what_it_computes(change):
+    from bridge.kernels.narrow_conv import move_narrow_convs
+
+    model = _conv_model(**change)
+    assert move_narrow_convs(model) == 0
+    assert [(n.domain, n.op_type) for n in model.graph.node] == [("", "Conv")]
+
+
+def test_narrow_conv_with_a_weight_that_is_not_constant_is_refused_with_a_clear_error(library):
+    from bridge.kernels.narrow_conv import OP
+
+    graph = helper.make_graph(
+        [helper.make_node(OP, ["x", "W", "B", "pads"], ["y"], domain=rows_matmul.DOMAIN)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3]),
+         helper.make_tensor_value_info("W", TensorProto.FLOAT, [8, 2, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.zeros(8, np.float32), "B"), numpy_helper.from_array(np.zeros(4, np.int64), "pads")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(rows_matmul.DOMAIN, 1)])
+    with pytest.raises(Exception, match="must be constant initializers"):
+        _session(model, library)
+
+
+def test_codec_on_the_narrow_conv_sounds_as_on_orts(library):
+    """The tiny fp32 codec decoder with its output conv on NarrowConv against ORT's Conv: 24
+    frames of codes through the streaming state."""
+    from bridge import io_names
+    from bridge.kernels.narrow_conv import move_narrow_convs
+    from bridge.runtime import StatefulSession
+    from onnx_export.codec_int8 import audio_snr_db, codes_sequence
+    from onnx_export.spectrostream import build_codec_decoder, codec_config, synth_spectrostream_tensors
+
+    cfg = codec_config("tiny")
+    model = build_codec_decoder(synth_spectrostream_tensors(cfg, np.random.default_rng(0)), cfg)
+    plain = StatefulSession(ort.InferenceSession(model.SerializeToString(), session_options(1), providers=CPU))
+    assert move_narrow_convs(model) >= 1  # the tiny codec is narrow throughout
+    assert any(n.op_type == "NarrowConv" for n in model.graph.node if n.name.startswith("codec_decoder/output_layer/"))
+    moved = StatefulSession(_session(model, library))
+    codes = codes_sequence(np.random.default_rng(1), 24, cfg.rvq_truncation_level, held=True)
+    audio = [np.concatenate([s.run({io_names.CODES: c[None]})[io_names.AUDIO][0] for c in codes])
+             for s in (plain, moved)]
+    assert np.abs(audio[0]).max() > 0
+    assert audio_snr_db(audio[0], audio[1]) >= 90.0  # float rounding only (the int8 codec is ~29 dB)
+
+
+def test_codec_bench_times_the_decoder_as_the_engine_runs_it(library):
+    """benchmarks/codec_bench.py also times the int8 decoder on the kernels (fused ELUs, then
+    the narrow output conv too), where the CPU has FMA."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "codec_bench.py"), "--size", "tiny", "--threads", "1",
+                          "--frames", "3", "--warmup", "1"], capture_output=True, text=True, check=True, cwd=root)
+    graphs = json.loads(out.stdout.strip().splitlines()[-1])["graphs"]
+    want = {"decoder_fp32@1t", "decoder_int8@1t", "encoder_fp32@1t"}
+    if "fma" in machine()["isa"]:
+        want |= {"decoder_int8_elu@1t", "decoder_int8_native@1t"}
+    assert set(graphs) == want and all(g["cpu_p50_ms"] > 0 for g in graphs.values())

@@ -23,10 +23,11 @@ from ..synthetic import cache_dir
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-SOURCES = ("rows_gemv.c", "rows_gemv_vnni.c", "elu_quantize.c", "ort_ops.c")
-HEADERS = ("rows_gemv.h", "elu_quantize.h", "ort_abi.h")
+SOURCES = ("rows_gemv.c", "rows_gemv_vnni.c", "elu_quantize.c", "narrow_conv.c", "ort_ops.c")
+HEADERS = ("rows_gemv.h", "elu_quantize.h", "narrow_conv.h", "ort_abi.h")
 # AVX2 for the kernel; the library is only registered on CPUs that have it (rows_matmul.usable).
-# rows_gemv_vnni.c asks for AVX-512 VNNI itself and runs only where the CPU has it (gemv_variant).
+# rows_gemv_vnni.c asks for AVX-512 VNNI itself and runs only where the CPU has it (gemv_variant);
+# narrow_conv.c asks for FMA, and its operator refuses a CPU without it (narrow_conv_supported).
 CFLAGS = ("-O3", "-mavx2", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror")
 LIBRARY_NAME = "libmrt_kernels.so"
 

@@ -16,6 +16,10 @@
  * EluQuantizeLinear: QuantizeLinear(Elu(X), y_scale, y_zero_point) to uint8, per tensor.
  *   X  float, any shape;  y_scale float, one;  y_zero_point uint8, one;  Y  uint8, X's shape
  *
+ * NarrowConv: Conv (group 1, stride 1, no dilation) with few output channels, on narrow_conv.c.
+ *   X  float [N, C, H, W];  W  float [O, C, KH, KW] and B float [O], constant initializers;
+ *   pads  int64 [4] (top, left, bottom, right), a constant initializer;  Y  float [N, O, HO, WO]
+ *
  * B is packed when ORT creates the kernel, once per initializer: the depth decoder's twelve
  * levels share their layers' weights, and one packed copy keeps them in cache between levels. */
 #include <pthread.h>
@@ -23,6 +27,7 @@
 #include <string.h>
 
 #include "elu_quantize.h"
+#include "narrow_conv.h"
 #include "ort_abi.h"
 #include "rows_gemv.h"
 
@@ -256,6 +261,84 @@ static OrtStatus* compute_elu(void* kernel, OrtKernelContext* ctx) {
   return NULL;
 }
 
+/* NarrowConv's kernel: the packed weights, bias and pads, made when ORT creates it. */
+static OrtStatus* constant_input(const OrtKernelInfo* info, size_t i, Shape* s, void** data) {
+  int constant = 0;
+  const OrtValue* v;
+  CHECK(ort_fn(api, ORT_KernelInfoGetConstantInput_tensor, OrtKernelInfoGetConstantInputFn)(info, i, &constant, &v));
+  if (!constant) return fail("NarrowConv: the weight, bias and pads (inputs 1-3) must be constant initializers");
+  CHECK(shape_of(v, s));
+  return data_of(v, data);
+}
+
+static OrtStatus* create_conv(const OrtCustomOp* op, const OrtApi* unused, const OrtKernelInfo* info, void** out) {
+  (void)op, (void)unused;
+  if (!narrow_conv_supported()) return fail("NarrowConv: this CPU has no AVX2 with FMA");
+  Shape sw, sb, sp;
+  float *w, *b;
+  int64_t* pads;
+  CHECK(constant_input(info, 1, &sw, (void**)&w));
+  CHECK(constant_input(info, 2, &sb, (void**)&b));
+  CHECK(constant_input(info, 3, &sp, (void**)&pads));
+  if (sw.rank != 4 || sb.count != (size_t)sw.dims[0] || sp.count != 4) return fail("NarrowConv: W must be 4-D, B one per output channel, pads 4 values");
+  for (int i = 0; i < 4; i++)
+    if (pads[i] < 0) return fail("NarrowConv: negative pads");
+  NarrowConv* conv = malloc(sizeof(NarrowConv));
+  if (!conv || narrow_conv_init(conv, w, b, sw.dims[0], sw.dims[1], sw.dims[2], sw.dims[3], pads)) {
+    free(conv);
+    return fail("NarrowConv: out of memory, or output channels not a multiple of 8");
+  }
+  *out = conv;
+  return NULL;
+}
+
+typedef struct {
+  const NarrowConv* conv;
+  const float* x;
+  int64_t h, w, rows, tasks;
+  float* y;
+  int failed;
+} ConvTask;
+
+static void conv_part(void* data, size_t i) {
+  ConvTask* t = data;
+  if (narrow_conv_rows(t->conv, t->x, t->h, t->w, t->y, t->rows * (int64_t)i / t->tasks,
+                       t->rows * ((int64_t)i + 1) / t->tasks))
+    t->failed = 1;  /* only ever set, so a race between tasks is harmless */
+}
+
+static OrtStatus* compute_conv(void* kernel, OrtKernelContext* ctx) {
+  const NarrowConv* k = kernel;
+  const OrtValue* x;
+  Shape sx;
+  float* fx;
+  CHECK(input(ctx, 0, &x, &sx, (void**)&fx));
+  if (sx.rank != 4 || sx.dims[1] != k->c) return fail("NarrowConv: X must be [N, C, H, W] with the weight's C");
+  int64_t dims[4] = {sx.dims[0], k->o, sx.dims[2] + k->pads[0] + k->pads[2] - k->kh + 1,
+                     sx.dims[3] + k->pads[1] + k->pads[3] - k->kw + 1};
+  if (dims[2] < 1 || dims[3] < 1) return fail("NarrowConv: X is smaller than the kernel");
+  OrtValue* out;
+  ConvTask t = {k, fx, sx.dims[2], sx.dims[3], dims[0] * dims[2], 1, NULL, 0};
+  CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, 4, &out));
+  CHECK(data_of(out, (void**)&t.y));
+  if (parallel_for && t.rows >= 2) t.tasks = t.rows < MAX_TASKS ? t.rows : MAX_TASKS;
+  if (t.tasks == 1)
+    conv_part(&t, 0);
+  else
+    CHECK(parallel_for(ctx, conv_part, (size_t)t.tasks, 0, &t));
+  return t.failed ? fail("NarrowConv: out of memory") : NULL;
+}
+
+static void* create_conv_v1(const OrtCustomOp* op, const OrtApi* a, const OrtKernelInfo* info) {
+  void* k = NULL;
+  return create_conv(op, a, info, &k) ? NULL : k;
+}
+static void compute_conv_v1(void* kernel, OrtKernelContext* ctx) { (void)compute_conv(kernel, ctx); }
+static void destroy_conv(void* kernel) {
+  narrow_conv_free(kernel);
+  free(kernel);
+}
+
 /* The ELU operator keeps nothing between runs: its kernel is a placeholder. */
 static OrtStatus* create_elu(const OrtCustomOp* op, const OrtApi* unused, const OrtKernelInfo* info, void** out) {
   (void)op, (void)unused, (void)info;
@@ -289,16 +372,19 @@ static const char* name_u8(const OrtCustomOp* op) { (void)op; return "RowsMatMul
 static const char* name_quant_s8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulS8"; }
 static const char* name_quant_u8(const OrtCustomOp* op) { (void)op; return "RowsQuantMatMulU8"; }
 static const char* name_elu(const OrtCustomOp* op) { (void)op; return "EluQuantizeLinear"; }
+static const char* name_conv(const OrtCustomOp* op) { (void)op; return "NarrowConv"; }
 static const char* provider(const OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
 static size_t inputs_s8(const OrtCustomOp* op) { (void)op; return 5; }
 static size_t inputs_u8(const OrtCustomOp* op) { (void)op; return 6; }
 static size_t inputs_quant_s8(const OrtCustomOp* op) { (void)op; return 3; }
 static size_t inputs_quant_u8(const OrtCustomOp* op) { (void)op; return 4; }
 static size_t inputs_elu(const OrtCustomOp* op) { (void)op; return 3; }
+static size_t inputs_conv(const OrtCustomOp* op) { (void)op; return 4; }
 static size_t outputs(const OrtCustomOp* op) { (void)op; return 1; }
 static int output_type(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_FLOAT; }
 static int output_type_elu(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_TYPE_UINT8; }
 static int input_type_elu(const OrtCustomOp* op, size_t i) { (void)op; return i == 2 ? ORT_TYPE_UINT8 : ORT_TYPE_FLOAT; }
+static int input_type_conv(const OrtCustomOp* op, size_t i) { (void)op; return i == 3 ? ORT_TYPE_INT64 : ORT_TYPE_FLOAT; }
 static int required(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_IO_REQUIRED; }
 static int memory(const OrtCustomOp* op, size_t i) { (void)op; (void)i; return ORT_MEM_DEFAULT; }
 
@@ -331,7 +417,7 @@ static int input_type_quant(const OrtCustomOp* op, size_t i) {
 #define ROWS_OP(name_fn, inputs_fn, type_fn, compute_fn, compute_v1_fn) \
   OP(name_fn, inputs_fn, type_fn, output_type, create_kernel, create_kernel_v1, compute_fn, compute_v1_fn, destroy)
 
-#define OP_COUNT 5
+#define OP_COUNT 6
 static const OrtCustomOp ops[OP_COUNT] = {
     ROWS_OP(name_s8, inputs_s8, input_type, compute, compute_v1),
     ROWS_OP(name_u8, inputs_u8, input_type, compute, compute_v1),
@@ -339,6 +425,8 @@ static const OrtCustomOp ops[OP_COUNT] = {
     ROWS_OP(name_quant_u8, inputs_quant_u8, input_type_quant, compute_quant, compute_quant_v1),
     OP(name_elu, inputs_elu, input_type_elu, output_type_elu, create_elu, create_elu_v1, compute_elu, compute_elu_v1,
        destroy_elu),
+    OP(name_conv, inputs_conv, input_type_conv, output_type, create_conv, create_conv_v1, compute_conv, compute_conv_v1,
+       destroy_conv),
 };
 
 static int is_unsigned(const OrtCustomOp* op) { return op == &ops[1] || op == &ops[3]; }

@@ -43,7 +43,7 @@ KERNEL_PREFIX = "mrt-bridge/"  # + the variant: how bench and the logs name the 
 # variant even where the CPU has VNNI (to compare the two; rows_gemv.c reads it too); off: ORT's.
 ENV_SWITCH = "MRT_BRIDGE_NATIVE_KERNELS"
 SWITCH_VALUES = ("auto", "on", "avx2", "off")
-FORMAT = 3  # of the relabelled graphs in the cache: bump when relabel changes
+FORMAT = 4  # of the relabelled graphs in the cache: bump when relabel changes
 _warned: set[str] = set()  # switch values already reported
 
 
@@ -239,18 +239,21 @@ def drop_unused(graph, removable: set[str]) -> None:
 
 
 def relabelled_graph(path: Path) -> tuple[Path, int] | None:
-    """The graph at ``path`` with its int8 MatMuls (``relabel``) and int8 codec ELUs
-    (``elu_quantize``) on the kernels, as a file in the project's cache, and how many nodes it
-    moved; None when none qualifies. Made once per source file (keyed by
-    its path, size and mtime) and written atomically. A session loads it by path: from bytes ORT
+    """The graph at ``path`` with its int8 MatMuls (``relabel``), int8 codec ELUs
+    (``elu_quantize``) and, where the CPU has FMA, narrow float convs (``narrow_conv``) on the
+    kernels, as a file in the project's cache, and how many nodes it moved; None when none
+    qualifies. Made once per source file (keyed by its path, size and mtime, and whether the CPU
+    has FMA) and written atomically. A session loads it by path: from bytes ORT
     keeps a second copy of the initializers (measured: +220 MB for mrt2_small's temporal graph)."""
     import hashlib
     import json
 
+    from ..bench import machine
     from ..synthetic import cache_dir
 
+    fma = "fma" in machine()["isa"]
     stat, source = path.stat(), str(path.resolve())
-    key = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}|{FORMAT}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}|{FORMAT}|{fma}".encode()).hexdigest()[:20]
     folder = cache_dir() / "graphs" / key
     target, record = folder / path.name, folder / "relabelled.json"
     try:
@@ -262,9 +265,10 @@ def relabelled_graph(path: Path) -> tuple[Path, int] | None:
     import onnx
 
     from .elu_quantize import fuse_elu_quantize
+    from .narrow_conv import move_narrow_convs
 
     model = onnx.load(str(path))
-    count = relabel(model) + fuse_elu_quantize(model)
+    count = relabel(model) + fuse_elu_quantize(model) + (move_narrow_convs(model) if fma else 0)
     folder.mkdir(parents=True, exist_ok=True)
     if count:
         with build.replacing(target) as tmp:
