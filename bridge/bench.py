@@ -47,6 +47,12 @@ def _pct(values: list[float]) -> dict:
     }
 
 
+def cpu_work(cpu_s: float, wall_s: float, steps: int, cores: int) -> tuple[float, float]:
+    """From the process's CPU seconds (all threads) and the wall seconds over ``steps``: CPU ms a
+    step and how busy the ``cores`` were (0-1). On N cores a step averages at least CPU / N."""
+    return round(cpu_s * 1e3 / steps, 3), round(cpu_s / (cores * wall_s), 4)
+
+
 def bench_conditioning(i: int) -> np.ndarray:
     """A moving conditioning (style, a held note, drums) so nothing is trivially cached."""
     notes = np.full(128, -1)
@@ -109,8 +115,7 @@ def run_bench(engine: Engine, frames: int = 200, warmup: int = 20, overlap: bool
         "overlap": codec.overlap,
         "threads": engine.threads,
         "depth_wide_share": round(wide / frames, 4),
-        "cpu_ms_per_frame": round(cpu_s * 1e3 / frames, 3),
-        "cores_busy": round(cpu_s / (host["cores"] * wall_s), 4),
+        **dict(zip(("cpu_ms_per_frame", "cores_busy"), cpu_work(cpu_s, wall_s, frames, host["cores"]))),
         "rtf": round(total["mean_ms"] / FRAME_MS, 4),
         "x_realtime_p50": round(FRAME_MS / total["p50_ms"], 2),
         "stages": {s: _pct(timings[s]) for s in STAGES if s != "total"},

@@ -124,8 +124,9 @@ def test_streams_bench_reports_every_count(bundled_package) -> None:
     for r in result["rows"]:
         assert 0 < r["model"]["p50_ms"] and 0 < r["codec"]["p50_ms"]
         assert set(r["step"]) >= {"p50_ms", "p99_ms"} and isinstance(r["realtime"], bool)
+        assert r["cpu_ms_per_step"] > 0 and 0 < r["cores_busy"] <= 1  # CPU time over wall x cores
     text = format_streams_report(result)
-    assert "  1 |" in text and "  3 |" in text
+    assert "  1 |" in text and "  3 |" in text and "CPU ms/step" in text
     with pytest.raises(ValueError, match="counts must be >= 1"):
         parse_streams("0,2")
 
