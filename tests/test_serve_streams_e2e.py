@@ -12,6 +12,7 @@ refused and the daemon lives on; SIGTERM exits cleanly.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -224,6 +225,8 @@ def test_streams_daemon_end_to_end(bundled_package: Path, overlap: str) -> None:
         assert e["codec_overlap_frames"] == (overlap == "on")
         assert streams[0]["frames"] > streams[1]["frames"] > 0 and streams[2]["pcm"]["port"] == base + 2
         assert e["underruns"] == sum(s["underruns"] for s in streams)
+        assert [s["ring_low_water_ms"] is not None for s in streams] == [True, False, True]  # open ones only
+        assert e["ring_low_water_ms"] == min(streams[0]["ring_low_water_ms"], streams[2]["ring_low_water_ms"])
         print("streams e2e: step ms", e["step_ms"], "underruns", e["underruns"], "batch p50", e["batch_p50"])
 
         for c in (pcm0, pcm1, pcm2):
@@ -232,6 +235,9 @@ def test_streams_daemon_end_to_end(bundled_package: Path, overlap: str) -> None:
         assert proc.wait(20) == 0, "".join(log)
     text = "".join(log)
     assert "stream 1 closed" in text and "Traceback" not in text
+    # the stop line's low water is read before stopping closes the streams
+    assert re.search(r"stopped after \d+ batched steps \(\d+ frames over all streams\): \d+ underruns, "
+                     r"step p50 [\d.]+ / p99 [\d.]+ ms, ring low water [\d.]+ ms", text), text[-2000:]
     # The reported latency counts the overlap's frame (3 frames of buffer + 1 clock block of 1024 samples).
     want = "182 ms (buffer 3 frames + 1 in the codec)" if overlap == "on" else "142 ms"
     assert f"control latency about {want}\n" in text, text

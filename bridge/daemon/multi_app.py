@@ -73,9 +73,11 @@ class MultiDaemon:
         if self.osc is not None:
             self.osc.stop()
             self.osc = None
+        # The open streams' least ring fill while frames were still coming: stopping closes them.
+        low_water_ms = None if self.host.loop is None else self.host.loop.status()["ring_low_water_ms"]
         self.host.stop()
         if self.host.loop is not None:
             st = self.host.loop.status()
             log.info("stopped after %d batched steps (%d frames over all streams): %d underruns, step p50 %s / "
-                     "p99 %s ms", st["steps"], st["frames"], st["underruns"], st["step_ms"]["p50"],
-                     st["step_ms"]["p99"])
+                     "p99 %s ms, ring low water %s ms", st["steps"], st["frames"], st["underruns"], st["step_ms"]["p50"],
+                     st["step_ms"]["p99"], low_water_ms)

@@ -87,6 +87,7 @@ class StreamSlot:
             "underruns": underruns,
             "underrun_ms": round(1000 * underrun_frames / SAMPLE_RATE, 1),
             "ring_fill_ms": round(1000 * ring.fill / SAMPLE_RATE, 1) if ring is not None and self.open else 0.0,
+            "ring_low_water_ms": round(1000 * ring.low_water / SAMPLE_RATE, 1) if ring is not None and self.open else None,
             "engine_resets": self.engine_resets,
             "opened": self.opened,
             "uptime_s": round(time.monotonic() - self.opened_at, 1) if self.opened_at and self.open else 0.0,
@@ -377,6 +378,8 @@ class MultiFrameLoop:
             "underruns": sum(s["underruns"] for s in per),
             "frames": sum(s["frames"] for s in per),
             "ring_fill_ms": min((s["ring_fill_ms"] for s in open_), default=0.0),
+            "ring_low_water_ms": min((s["ring_low_water_ms"] for s in open_ if s["ring_low_water_ms"] is not None),
+                                     default=None),
             "pcm_clients": sum((s["pcm"] or {}).get("clients", 0) for s in per),
         }
 
