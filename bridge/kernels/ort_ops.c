@@ -1,6 +1,6 @@
 /* ORT custom operators (domain mrt_bridge): the rows schemes' int8 MatMuls
- * (onnx_export/precision.py) on the exact GEMV of rows_gemv.c (AVX2 or AVX-512 VNNI), and the int8 codec's
- * ELU + QuantizeLinear on elu_quantize.c.
+ * (onnx_export/precision.py) on the exact GEMV of rows_gemv.c (AVX2 or AVX-512 VNNI), the int8 codec's
+ * ELU + QuantizeLinear on elu_quantize.c, and the codec's float output conv on narrow_conv.c.
  *
  * RowsMatMulS8 / RowsMatMulU8: MatMulIntegerToFloat as the rows schemes use it.
  *   A  uint8 [..., K], zero point 128 (input 4)     one quantized activation row per leading index
@@ -16,12 +16,12 @@
  * EluQuantizeLinear: QuantizeLinear(Elu(X), y_scale, y_zero_point) to uint8, per tensor.
  *   X  float, any shape;  y_scale float, one;  y_zero_point uint8, one;  Y  uint8, X's shape
  *
- * NarrowConv: Conv (group 1, stride 1, no dilation) with few output channels, on narrow_conv.c.
- *   X  float [N, C, H, W];  W  float [O, C, KH, KW] and B float [O], constant initializers;
- *   pads  int64 [4] (top, left, bottom, right), a constant initializer;  Y  float [N, O, HO, WO]
- *
  * B is packed when ORT creates the kernel, once per initializer: the depth decoder's twelve
- * levels share their layers' weights, and one packed copy keeps them in cache between levels. */
+ * levels share their layers' weights, and one packed copy keeps them in cache between levels.
+ *
+ * NarrowConv: Conv (group 1, stride 1, no dilation) with 8 output channels, on narrow_conv.c.
+ *   X  float [N, C, H, W];  W  float [O, C, KH, KW] and B float [O], constant initializers;
+ *   pads  int64 [4] (top, left, bottom, right), a constant initializer;  Y  float [N, O, HO, WO] */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,7 +261,7 @@ static OrtStatus* compute_elu(void* kernel, OrtKernelContext* ctx) {
   return NULL;
 }
 
-/* NarrowConv's kernel: the packed weights, bias and pads, made when ORT creates it. */
+/* Input i of a kernel being created, which must be a constant initializer. */
 static OrtStatus* constant_input(const OrtKernelInfo* info, size_t i, Shape* s, void** data) {
   int constant = 0;
   const OrtValue* v;
@@ -271,6 +271,7 @@ static OrtStatus* constant_input(const OrtKernelInfo* info, size_t i, Shape* s, 
   return data_of(v, data);
 }
 
+/* NarrowConv's kernel is its NarrowConv: the packed weights, bias and pads. */
 static OrtStatus* create_conv(const OrtCustomOp* op, const OrtApi* unused, const OrtKernelInfo* info, void** out) {
   (void)op, (void)unused;
   if (!narrow_conv_supported()) return fail("NarrowConv: this CPU has no AVX2 with FMA");
@@ -280,7 +281,8 @@ static OrtStatus* create_conv(const OrtCustomOp* op, const OrtApi* unused, const
   CHECK(constant_input(info, 1, &sw, (void**)&w));
   CHECK(constant_input(info, 2, &sb, (void**)&b));
   CHECK(constant_input(info, 3, &sp, (void**)&pads));
-  if (sw.rank != 4 || sb.count != (size_t)sw.dims[0] || sp.count != 4) return fail("NarrowConv: W must be 4-D, B one per output channel, pads 4 values");
+  if (sw.rank != 4 || sb.count != (size_t)sw.dims[0] || sp.count != 4)
+    return fail("NarrowConv: W must be 4-D, B one per output channel, pads 4 values");
   for (int i = 0; i < 4; i++)
     if (pads[i] < 0) return fail("NarrowConv: negative pads");
   NarrowConv* conv = malloc(sizeof(NarrowConv));
@@ -292,19 +294,18 @@ static OrtStatus* create_conv(const OrtCustomOp* op, const OrtApi* unused, const
   return NULL;
 }
 
+/* Output rows split into tasks for the session's intra-op threads, each with its own scratch. */
 typedef struct {
   const NarrowConv* conv;
   const float* x;
   int64_t h, w, rows, tasks;
-  float* y;
-  int failed;
+  float *y, *scratch;
 } ConvTask;
 
 static void conv_part(void* data, size_t i) {
-  ConvTask* t = data;
-  if (narrow_conv_rows(t->conv, t->x, t->h, t->w, t->y, t->rows * (int64_t)i / t->tasks,
-                       t->rows * ((int64_t)i + 1) / t->tasks))
-    t->failed = 1;  /* only ever set, so a race between tasks is harmless */
+  const ConvTask* t = data;
+  narrow_conv_rows(t->conv, t->x, t->h, t->w, t->y, t->rows * (int64_t)i / t->tasks, t->rows * ((int64_t)i + 1) / t->tasks,
+                   t->scratch + i * narrow_conv_scratch(t->conv));
 }
 
 static OrtStatus* compute_conv(void* kernel, OrtKernelContext* ctx) {
@@ -318,15 +319,18 @@ static OrtStatus* compute_conv(void* kernel, OrtKernelContext* ctx) {
                      sx.dims[3] + k->pads[1] + k->pads[3] - k->kw + 1};
   if (dims[2] < 1 || dims[3] < 1) return fail("NarrowConv: X is smaller than the kernel");
   OrtValue* out;
-  ConvTask t = {k, fx, sx.dims[2], sx.dims[3], dims[0] * dims[2], 1, NULL, 0};
+  ConvTask t = {k, fx, sx.dims[2], sx.dims[3], dims[0] * dims[2], 1, NULL, NULL};
   CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, 4, &out));
   CHECK(data_of(out, (void**)&t.y));
   if (parallel_for && t.rows >= 2) t.tasks = t.rows < MAX_TASKS ? t.rows : MAX_TASKS;
+  if (!(t.scratch = malloc((size_t)t.tasks * narrow_conv_scratch(k) * sizeof(float)))) return fail("NarrowConv: out of memory");
+  OrtStatus* st = NULL;
   if (t.tasks == 1)
     conv_part(&t, 0);
   else
-    CHECK(parallel_for(ctx, conv_part, (size_t)t.tasks, 0, &t));
-  return t.failed ? fail("NarrowConv: out of memory") : NULL;
+    st = parallel_for(ctx, conv_part, (size_t)t.tasks, 0, &t);
+  free(t.scratch);
+  return st;
 }
 
 static void* create_conv_v1(const OrtCustomOp* op, const OrtApi* a, const OrtKernelInfo* info) {
