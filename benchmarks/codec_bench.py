@@ -81,7 +81,7 @@ def main() -> int:
     graphs = {"decoder_fp32": build_codec_decoder(weights, cfg),
               "decoder_int8": build_int8_codec_decoder(weights, cfg),
               "encoder_fp32": build_codec_encoder(enc_weights, cfg)}
-    library = native_kernels()
+    library, on_kernels = native_kernels(), ("decoder_int8_elu", "decoder_int8_native")
     if library:
         graphs["decoder_int8_elu"] = copy.deepcopy(graphs["decoder_int8"])
         fuse_elu_quantize(graphs["decoder_int8_elu"])
@@ -91,7 +91,7 @@ def main() -> int:
     result: dict = {"size": args.size, **machine(), "graphs": {}}
     for name, model in graphs.items():
         for threads in args.threads:
-            r = time_graph(model, threads, args.frames, args.warmup, library if "native" in name or "elu" in name else None)
+            r = time_graph(model, threads, args.frames, args.warmup, library if name in on_kernels else None)
             result["graphs"][f"{name}@{threads}t"] = r
             cpu = f"  cpu p50 {r['cpu_p50_ms']:7.2f} ms" if "cpu_p50_ms" in r else ""
             print(f"{name:19s} threads={threads}  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"

@@ -95,6 +95,6 @@ def format_streams_report(result: dict) -> str:
     lines.append("")
     lines.append("step = one batched model step for all B streams + B codec decodes (as serve --streams runs it); "
                  "real time: step p99 < 40 ms. CPU ms/step: the process's CPU time over all threads a step; "
-                 "busy: that over the cores' time (on N cores a step averages at least CPU / N). x vs 1-stream: B x the 1-stream step / the B-stream step "
-                 "(> 1: batching saves).")
+                 "busy: that over the cores' time (on N cores a step averages at least CPU / N). "
+                 "x vs 1-stream: B x the 1-stream step / the B-stream step (> 1: batching saves).")
     return "\n".join(lines)

@@ -402,12 +402,15 @@ def _conv_model(n=2, c=256, h=10, w=120, o=8, kh=7, kw=3, seed=0, weight_input=F
     dict(n=3, c=4, h=3, w=4, kh=2, kw=6, pads=[0, 3, 1, 2]),  # taps wider than the input
     dict(n=1, c=3, h=2, w=30, kh=3, kw=1, pads=[2, 0, 2, 0]),  # output rows that see one input row
     dict(n=1, c=7, h=5, w=25, kh=1, kw=1),  # no pads
-], ids=["codec-output", "edges", "wide-taps", "tall-pads", "1x1"])
-def test_narrow_conv_is_orts_conv(library, threads, shape):
+    dict(n=1, c=9, h=4, w=20, o=16, kh=2, kw=3, pads=[1, 1, 0, 1]),  # two groups of 8 (the pass takes 8 only)
+], ids=["codec-output", "edges", "wide-taps", "tall-pads", "1x1", "16-outputs"])
+def test_narrow_conv_is_orts_conv(library, monkeypatch, threads, shape):
     """NarrowConv against ORT's Conv on the same graph: the same sums in another order, so equal
     to float rounding (1e-5 of the output's scale; fp32 sums of up to 5,376 products)."""
+    from bridge.kernels import narrow_conv
     from bridge.kernels.narrow_conv import OP, move_narrow_convs
 
+    monkeypatch.setattr(narrow_conv, "OUTPUTS", shape.get("o", 8))
     model = _conv_model(**shape)
     x = np.random.default_rng(1).normal(size=[d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim])
     ref = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=CPU).run(None, {"x": x.astype(np.float32)})[0]

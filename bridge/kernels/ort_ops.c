@@ -288,24 +288,23 @@ static OrtStatus* create_conv(const OrtCustomOp* op, const OrtApi* unused, const
   NarrowConv* conv = malloc(sizeof(NarrowConv));
   if (!conv || narrow_conv_init(conv, w, b, sw.dims[0], sw.dims[1], sw.dims[2], sw.dims[3], pads)) {
     free(conv);
-    return fail("NarrowConv: out of memory, or output channels not a multiple of 8");
+    return fail("NarrowConv: out of memory, output channels not a multiple of 8 or a kernel over 64 wide");
   }
   *out = conv;
   return NULL;
 }
 
-/* Output rows split into tasks for the session's intra-op threads, each with its own scratch. */
+/* Output rows split into tasks for the session's intra-op threads. */
 typedef struct {
   const NarrowConv* conv;
   const float* x;
   int64_t h, w, rows, tasks;
-  float *y, *scratch;
+  float* y;
 } ConvTask;
 
 static void conv_part(void* data, size_t i) {
   const ConvTask* t = data;
-  narrow_conv_rows(t->conv, t->x, t->h, t->w, t->y, t->rows * (int64_t)i / t->tasks, t->rows * ((int64_t)i + 1) / t->tasks,
-                   t->scratch + i * narrow_conv_scratch(t->conv));
+  narrow_conv_rows(t->conv, t->x, t->h, t->w, t->y, t->rows * (int64_t)i / t->tasks, t->rows * ((int64_t)i + 1) / t->tasks);
 }
 
 static OrtStatus* compute_conv(void* kernel, OrtKernelContext* ctx) {
@@ -319,18 +318,15 @@ static OrtStatus* compute_conv(void* kernel, OrtKernelContext* ctx) {
                      sx.dims[3] + k->pads[1] + k->pads[3] - k->kw + 1};
   if (dims[2] < 1 || dims[3] < 1) return fail("NarrowConv: X is smaller than the kernel");
   OrtValue* out;
-  ConvTask t = {k, fx, sx.dims[2], sx.dims[3], dims[0] * dims[2], 1, NULL, NULL};
+  ConvTask t = {k, fx, sx.dims[2], sx.dims[3], dims[0] * dims[2], 1, NULL};
   CHECK(ort_fn(api, ORT_KernelContext_GetOutput, OrtKernelContextGetOutputFn)(ctx, 0, dims, 4, &out));
   CHECK(data_of(out, (void**)&t.y));
   if (parallel_for && t.rows >= 2) t.tasks = t.rows < MAX_TASKS ? t.rows : MAX_TASKS;
-  if (!(t.scratch = malloc((size_t)t.tasks * narrow_conv_scratch(k) * sizeof(float)))) return fail("NarrowConv: out of memory");
-  OrtStatus* st = NULL;
-  if (t.tasks == 1)
+  if (t.tasks == 1) {
     conv_part(&t, 0);
-  else
-    st = parallel_for(ctx, conv_part, (size_t)t.tasks, 0, &t);
-  free(t.scratch);
-  return st;
+    return NULL;
+  }
+  return parallel_for(ctx, conv_part, (size_t)t.tasks, 0, &t);
 }
 
 static void* create_conv_v1(const OrtCustomOp* op, const OrtApi* a, const OrtKernelInfo* info) {
