@@ -422,8 +422,9 @@ def test_narrow_conv_is_orts_conv(library, monkeypatch, threads, shape):
 
 @pytest.mark.parametrize("change", [
     dict(o=16), dict(o=4), dict(c=16, group=2), dict(strides=[1, 2]), dict(dilations=[2, 1]),
-    dict(auto_pad="SAME_UPPER"), dict(bias=False), dict(weight_input=True),
-], ids=["16-outputs", "4-outputs", "grouped", "strided", "dilated", "auto-pad", "no-bias", "weight-not-constant"])
+    dict(auto_pad="SAME_UPPER"), dict(bias=False), dict(weight_input=True), dict(c=2, kh=1, kw=65, w=80),
+], ids=["16-outputs", "4-outputs", "grouped", "strided", "dilated", "auto-pad", "no-bias", "weight-not-constant",
+        "65-wide"])
 def test_narrow_conv_move_takes_only_what_it_computes(change):
     from bridge.kernels.narrow_conv import move_narrow_convs
 
