@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .rows_matmul import DOMAIN, GraphIndex, drop_unused, has_subgraphs
+from .rows_matmul import DOMAIN, GraphIndex, drop_unused, has_subgraphs, import_domain
 
 if TYPE_CHECKING:
     import onnx
@@ -30,7 +30,7 @@ def fuse_elu_quantize(model: onnx.ModelProto) -> int:
     reader is a per-tensor uint8 QuantizeLinear with constant scale and zero point by the fused
     operator, and drop the chain. Anything else is left alone. Returns how many were fused."""
     import numpy as np
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     graph = model.graph
     if has_subgraphs(graph):
@@ -62,7 +62,7 @@ def fuse_elu_quantize(model: onnx.ModelProto) -> int:
         del q.attribute[:]
         chains |= {mx.output[0], sub.output[0], ex.output[0], mn.output[0]}
         fused += 1
-    if fused and not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    if fused:
+        import_domain(model)
     drop_unused(graph, chains)
     return fused

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .rows_matmul import DOMAIN
+from .rows_matmul import DOMAIN, import_domain
 
 if TYPE_CHECKING:
     import onnx
@@ -60,6 +60,6 @@ def move_narrow_convs(model: onnx.ModelProto) -> int:
         node.input.append(pads_name)
         del node.attribute[:]
         moved += 1
-    if moved and not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    if moved:
+        import_domain(model)
     return moved

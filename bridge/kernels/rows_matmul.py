@@ -67,7 +67,7 @@ def relabel(model: onnx.ModelProto, fuse: bool = True) -> int:
     no bias input; with ``fuse``, where its activation comes from the rows schemes'
     quantization ops, the operator that quantizes it takes the float activation instead
     (``fuse_quantization``). Returns how many nodes were relabelled."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
 
@@ -92,8 +92,8 @@ def relabel(model: onnx.ModelProto, fuse: bool = True) -> int:
             continue
         node.domain = DOMAIN
         relabelled.append(node)
-    if relabelled and not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    if relabelled:
+        import_domain(model)
     if fuse:
         fuse_quantization(model, relabelled)
     return len(relabelled)
@@ -192,6 +192,14 @@ def fuse_quantization(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> in
         fused += 1
     drop_unused(graph, {n.output[0] for n in candidates})
     return fused
+
+
+def import_domain(model: onnx.ModelProto) -> None:
+    """Add the operators' domain (``DOMAIN``, version 1) to ``model``'s opset imports, once."""
+    from onnx import helper
+
+    if not any(o.domain == DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
 
 
 def has_subgraphs(graph) -> bool:
